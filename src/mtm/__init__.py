@@ -1,0 +1,1 @@
+"""Music Time Machine: a self-hosted time machine for your Spotify listening history."""

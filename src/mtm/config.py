@@ -1,0 +1,90 @@
+"""Settings read from the environment and `.env`, the same for the server and the CLI."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.config import Config
+from starlette.datastructures import CommaSeparatedStrings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SPOTIFY_ACCOUNTS_URL = "https://accounts.spotify.com"
+SPOTIFY_API_URL = "https://api.spotify.com/v1"
+SCOPES = ("user-read-recently-played", "user-top-read", "playlist-modify-private",
+          "playlist-modify-public", "playlist-read-private", "user-read-private")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app needs to know about its surroundings."""
+
+    data_dir: Path
+    secret_key: str
+    spotify_client_id: str | None
+    spotify_client_secret: str | None
+    redirect_uri: str | None
+    admins: frozenset[str]
+    demo: bool
+    sync_interval: int = 1800
+    demo_plays: int = 60_000
+    static_dir: Path = field(default=REPO_ROOT / "static")
+
+    @property
+    def database_path(self) -> Path:
+        """Where the SQLite database lives."""
+        return self.data_dir / "mtm.sqlite3"
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The Spotify scopes the app asks for."""
+        return SCOPES
+
+    @property
+    def backups_dir(self) -> Path:
+        """Where backups are written."""
+        return self.data_dir / "backups"
+
+
+def _secret_key(data_dir: Path, configured: str | None) -> str:
+    """Return the configured key, or one generated on first start and kept in the data dir."""
+    if configured:
+        return configured
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    # Created with 0600 so other local users cannot forge sessions.
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = False,
+                  overrides: dict[str, str] | None = None) -> Settings:
+    """Read settings from the environment, then `.env`; `overrides` win over both."""
+    env_path = Path(env_file) if env_file else None
+    config = Config(env_path if env_path and env_path.is_file() else None)
+
+    def get(name: str, default: str | None = None) -> str | None:
+        if overrides and name in overrides:
+            return overrides[name]
+        value = config(name, default=default)
+        return value or default
+
+    data_dir = Path(get("MTM_DATA_DIR", str(REPO_ROOT / "data"))).expanduser().resolve()
+    client_id = get("SPOTIFY_CLIENT_ID")
+    demo = force_demo or not client_id
+    return Settings(
+        data_dir=data_dir,
+        secret_key=_secret_key(data_dir, get("MTM_SECRET_KEY")),
+        spotify_client_id=None if demo else client_id,
+        spotify_client_secret=None if demo else get("SPOTIFY_CLIENT_SECRET"),
+        redirect_uri=get("SPOTIFY_REDIRECT_URI"),
+        admins=frozenset(CommaSeparatedStrings(get("MTM_ADMINS", "") or "")),
+        demo=demo,
+        sync_interval=int(get("MTM_SYNC_INTERVAL", "1800") or 1800),
+        demo_plays=int(get("MTM_DEMO_PLAYS", "60000") or 60000),
+    )

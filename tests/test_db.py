@@ -1,0 +1,64 @@
+"""Connections and numbered migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from mtm import db
+
+
+def test_migrations_on_empty_database(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path / "new.sqlite3")
+    applied = db.migrate(conn)
+    assert applied == [name for _, name, _ in db.migrations()]
+    assert db.schema_version(conn) == db.migrations()[-1][0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"users", "tokens", "plays", "tracks", "artists", "albums", "genres", "sync_runs",
+            "playlists", "preferences", "user_tracks", "listening_days"} <= tables
+
+
+def test_migrations_on_existing_database_keep_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    conn = db.connect(path)
+    db.migrate(conn)
+    conn.execute("INSERT INTO users (spotify_id, display_name, created_at) VALUES ('a', 'A', 1)")
+    conn.close()
+    again = db.connect(path)
+    assert db.migrate(again) == []
+    assert again.execute("SELECT display_name FROM users").fetchone()[0] == "A"
+
+
+def test_failed_migration_leaves_previous_version(tmp_path: Path, monkeypatch) -> None:
+    conn = db.connect(tmp_path / "x.sqlite3")
+    good = db.migrations()
+    broken = (good[-1][0] + 1, "9999_broken.sql", "CREATE TABLE ok (x);\nNOT SQL AT ALL;")
+    monkeypatch.setattr(db, "migrations", lambda: [*good, broken])
+    with pytest.raises(sqlite3.OperationalError):
+        db.migrate(conn)
+    assert db.schema_version(conn) == good[-1][0]
+    assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'ok'").fetchone()[0] == 0
+
+
+def test_connection_settings(tmp_path: Path) -> None:
+    conn = db.connect(tmp_path / "p.sqlite3")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
+
+
+def test_transaction_rolls_back_on_error(conn: sqlite3.Connection) -> None:
+    with pytest.raises(RuntimeError), db.transaction(conn):
+        conn.execute("INSERT INTO users (spotify_id, display_name, created_at) "
+                     "VALUES ('b', 'B', 1)")
+        raise RuntimeError("boom")
+    assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+
+
+async def test_database_runs_in_thread_pool(tmp_path: Path) -> None:
+    database = db.Database(tmp_path / "pool.sqlite3")
+    version = await database.run(lambda c: (db.migrate(c), db.schema_version(c))[1])
+    assert version == db.migrations()[-1][0]
+    database.close()

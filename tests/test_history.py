@@ -1,0 +1,103 @@
+"""Play de-duplication and the rollups kept on write."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import pytest
+
+from mtm import history
+from mtm.history import PlayIn, play_key
+from tests.conftest import make_play, make_track
+
+
+def test_play_key_is_the_same_for_api_and_export_timestamps() -> None:
+    api = play_key("2024-04-20T18:15:22.481Z")
+    export = play_key("2024-04-20T18:15:22Z")
+    assert api == export == int(datetime(2024, 4, 20, 18, 15, 22, tzinfo=UTC).timestamp())
+    assert play_key("2024-04-20T20:15:22+02:00") == api
+    assert play_key(datetime(2024, 4, 20, 18, 15, 22)) == api
+    assert play_key("2024-04-20T18:15:23Z") == api + 1
+
+
+def test_same_play_from_two_sources_is_stored_once(conn: sqlite3.Connection, user_id: int) -> None:
+    ts = play_key("2024-04-20T18:15:22.481Z")
+    assert history.add_plays(conn, user_id, [make_play(ts, source="api")]) == 1
+    export_copy = PlayIn(play_key("2024-04-20T18:15:22Z"), make_track(1), 180_000, "export")
+    assert history.add_plays(conn, user_id, [export_copy]) == 0
+    rows = conn.execute("SELECT source FROM plays WHERE user_id = ?", (user_id,)).fetchall()
+    assert [r[0] for r in rows] == ["api"]
+
+
+def test_duplicates_inside_one_batch_count_once(conn: sqlite3.Connection, user_id: int) -> None:
+    added = history.add_plays(conn, user_id, [make_play(100), make_play(100), make_play(200)])
+    assert added == 2
+
+
+def test_rollups_follow_the_plays(conn: sqlite3.Connection, user_id: int) -> None:
+    day = int(datetime(2024, 1, 1, 12, tzinfo=UTC).timestamp())
+    history.add_plays(conn, user_id, [make_play(day, 1, ms=60_000), make_play(day + 300, 1),
+                                      make_play(day + 86400, 2, ms=30_000)])
+    history.add_plays(conn, user_id, [make_play(day + 600, 11), make_play(day, 1)])
+    tracks = dict(conn.execute("SELECT t.name, u.plays FROM user_tracks u JOIN tracks t "
+                               "ON t.id = u.track_id WHERE u.user_id = ?", (user_id,)).fetchall())
+    assert tracks == {"Track 1": 2, "Track 2": 1, "Track 11": 1}
+    artists = dict(conn.execute("SELECT a.name, u.plays FROM user_artists u JOIN artists a "
+                                "ON a.id = u.artist_id", ()).fetchall())
+    assert artists == {"Artist 0": 3, "Artist 1": 1}
+    days = conn.execute("SELECT day, plays, ms_played FROM listening_days ORDER BY day").fetchall()
+    assert [tuple(d) for d in days] == [("2024-01-01", 3, 60_000 + 180_000 * 2),
+                                        ("2024-01-02", 1, 30_000)]
+    first, last = conn.execute("SELECT first_played, last_played FROM user_tracks u JOIN tracks t "
+                               "ON t.id = u.track_id WHERE t.name = 'Track 1'").fetchone()
+    assert (first, last) == (day, day + 300)
+
+
+def test_local_days_follow_the_time_zone(conn: sqlite3.Connection, user_id: int) -> None:
+    conn.execute("UPDATE preferences SET timezone = 'America/New_York' WHERE user_id = ?",
+                 (user_id,))
+    # 03:30 UTC on 2 Jan is still 1 Jan in New York.
+    ts = int(datetime(2024, 1, 2, 3, 30, tzinfo=UTC).timestamp())
+    history.add_plays(conn, user_id, [make_play(ts)])
+    assert conn.execute("SELECT day FROM listening_days").fetchone()[0] == "2024-01-01"
+
+
+def test_rebuild_matches_incremental(conn: sqlite3.Connection, user_id: int) -> None:
+    plays = [make_play(1_700_000_000 + i * 3600, i % 7, ms=1000 * i) for i in range(50)]
+    history.add_plays(conn, user_id, plays[:20])
+    history.add_plays(conn, user_id, plays[10:])
+
+    def snapshot() -> list:
+        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
+                for t in ("user_tracks", "user_artists", "listening_days")]
+
+    incremental = [[tuple(r) for r in rows] for rows in snapshot()]
+    history.rebuild_rollups(conn, user_id)
+    assert [[tuple(r) for r in rows] for rows in snapshot()] == incremental
+
+
+def test_failed_batch_stores_nothing(conn: sqlite3.Connection, user_id: int) -> None:
+    bad = PlayIn(300, make_track(3), 1000, "not-a-source")
+    with pytest.raises(ValueError):
+        history.add_plays(conn, user_id, [make_play(100), bad])
+    assert conn.execute("SELECT count(*) FROM plays").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM user_tracks").fetchone()[0] == 0
+
+
+def test_genres_unknown_versus_none(conn: sqlite3.Connection) -> None:
+    unknown = history.upsert_artist(conn, history.ArtistIn("x" * 22, "No Genres Yet"))
+    known = history.upsert_artist(conn, history.ArtistIn("y" * 22, "Tagged", ("jazz", "soul")))
+    fetched = dict(conn.execute("SELECT id, details_fetched_at FROM artists").fetchall())
+    assert fetched[unknown] is None and fetched[known] is not None
+    genres = [r[0] for r in conn.execute(
+        "SELECT g.name FROM artist_genres ag JOIN genres g ON g.id = ag.genre_id "
+        "WHERE ag.artist_id = ? ORDER BY 1", (known,))]
+    assert genres == ["jazz", "soul"]
+
+
+def test_delete_history(conn: sqlite3.Connection, user_id: int) -> None:
+    history.add_plays(conn, user_id, [make_play(100), make_play(200)])
+    assert history.delete_history(conn, user_id) == 2
+    for table in ("plays", "user_tracks", "user_artists", "listening_days"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
