@@ -1,0 +1,1 @@
+"""Spotify: OAuth, the Web API client, and the local emulator."""
