@@ -1,0 +1,103 @@
+"""Speed figures on a large generated history: `python bench/run.py [--plays 500000]`.
+
+Builds the history with `mtm demo-data` in a temporary data directory, signs in through
+the emulator, and reports the median and p95 server time of each page, measured
+in-process through the ASGI transport (no network, no browser).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from html import unescape
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+BASE = "http://127.0.0.1:8000"
+
+
+async def sign_in(client: httpx.AsyncClient) -> None:
+    """Sign in as the demo account through the emulator's pages."""
+    login = await client.get("/login")
+    page = await client.get(login.headers["location"])
+    action = re.search(r'<form[^>]*action="([^"]+)"', page.text).group(1)
+    fields = {k: unescape(v) for k, v in
+              re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)}
+    decided = await client.get(urljoin(str(page.url), unescape(action)),
+                               params={**fields, "user": "demo", "decision": "agree"})
+    target = urlsplit(decided.headers["location"])
+    done = await client.get(f"{target.path}?{target.query}")
+    assert done.status_code == 303, done.text
+
+
+async def measure(client: httpx.AsyncClient, path: str, headers: dict[str, str],
+                  runs: int) -> tuple[float, float]:
+    """Median and p95 in milliseconds of `runs` requests after two warm-ups."""
+    for _ in range(2):
+        (await client.get(path, headers=headers)).raise_for_status()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        response = await client.get(path, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+        response.raise_for_status()
+    times.sort()
+    return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
+
+
+async def bench_pages(data_dir: Path, runs: int) -> list[tuple[str, str, float, float]]:
+    """Time each page, full and fragment."""
+    from mtm.app import create_app
+    from mtm.config import load_settings
+
+    settings = load_settings(env_file=None, force_demo=True,
+                             overrides={"MTM_DATA_DIR": str(data_dir), "MTM_DEMO_PLAYS": "0"})
+    app = create_app(settings)
+    rows = []
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        await sign_in(client)
+        home = (await client.get("/")).text
+        more = re.search(r'href="http://127\.0\.0\.1:8000(/plays\?before=\d+)"', home).group(1)
+        for label, path in (("/ (dashboard)", "/"), ("/plays?before=…", more)):
+            for shape, headers in (("page", {}), ("fragment", {"HX-Request": "true"})):
+                rows.append((label, shape, *await measure(client, path, headers, runs)))
+    return rows
+
+
+def main() -> int:
+    """Build the history, run the measurements, print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plays", type=int, default=500_000)
+    parser.add_argument("--years", type=float, default=10)
+    parser.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mtm-bench-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "MTM_"))}
+        env["MTM_DATA_DIR"] = tmp
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "mtm", "demo-data", "--plays", str(args.plays),
+                        "--years", str(args.years)], env=env, check=True, cwd=tmp)
+        generated = time.perf_counter() - started
+        os.environ.update({"MTM_DATA_DIR": tmp})
+        rows = asyncio.run(bench_pages(Path(tmp), args.runs))
+        size = (Path(tmp) / "mtm.sqlite3").stat().st_size / 1e6
+    print(f"\nmtm demo-data --plays {args.plays} --years {args.years:g}: {generated:.1f} s "
+          f"(wall, including start-up); database {size:.0f} MB")
+    print("\n| page | shape | median ms | p95 ms |\n|---|---|---|---|")
+    for label, shape, median, p95 in rows:
+        print(f"| {label} | {shape} | {median:.1f} | {p95:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

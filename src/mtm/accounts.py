@@ -1,0 +1,107 @@
+"""Sign-in through Spotify (authorization code + PKCE) and keeping access tokens fresh."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from mtm import users
+from mtm.db import Database, transaction
+from mtm.spotify import oauth
+from mtm.spotify.client import ConsentExpired, SpotifyClient, TokenSet, Unauthorized
+
+T = TypeVar("T")
+STATE_TTL = 600
+REFRESH_MARGIN = 60
+
+
+@dataclass(frozen=True)
+class LoginAttempt:
+    """A sign-in started by this browser and not yet completed."""
+
+    verifier: str
+    redirect_uri: str
+    next_url: str | None
+
+
+def binding_for(csrf_secret: str) -> str:
+    """Tie a sign-in to the browser session that started it without storing the secret."""
+    return hashlib.sha256(f"oauth-state:{csrf_secret}".encode()).hexdigest()
+
+
+def begin_login(conn: sqlite3.Connection, binding: str, redirect_uri: str,
+                next_url: str | None) -> tuple[str, str]:
+    """Record a new sign-in attempt; return (state, code challenge)."""
+    state, verifier = oauth.make_state(), oauth.make_verifier()
+    now = int(time.time())
+    with transaction(conn):
+        conn.execute("DELETE FROM oauth_states WHERE created_at < ?", (now - STATE_TTL,))
+        conn.execute(
+            """INSERT INTO oauth_states (state, verifier, binding, redirect_uri, next_url,
+                                         created_at) VALUES (?, ?, ?, ?, ?, ?)""",
+            (state, verifier, binding, redirect_uri, next_url, now))
+    return state, oauth.challenge_for(verifier)
+
+
+def take_login(conn: sqlite3.Connection, state: str, binding: str) -> LoginAttempt | None:
+    """Consume a sign-in attempt; None unless it exists, is fresh and belongs to this browser."""
+    with transaction(conn):
+        row = conn.execute(
+            "DELETE FROM oauth_states WHERE state = ? RETURNING verifier, binding, "
+            "redirect_uri, next_url, created_at", (state,)).fetchone()
+    if row is None or row["binding"] != binding or row["created_at"] < time.time() - STATE_TTL:
+        return None
+    return LoginAttempt(row["verifier"], row["redirect_uri"], row["next_url"])
+
+
+def _store(conn: sqlite3.Connection, user_id: int, tokens: TokenSet, new_consent: bool) -> None:
+    users.save_tokens(conn, user_id, access_token=tokens.access_token,
+                      refresh_token=tokens.refresh_token, expires_at=tokens.expires_at,
+                      scope=tokens.scope, new_consent=new_consent)
+
+
+async def complete_login(db: Database, client: SpotifyClient, code: str,
+                         attempt: LoginAttempt) -> int:
+    """Exchange the code, load the profile, store user and tokens; return the user id."""
+    tokens = await client.exchange_code(code, code_verifier=attempt.verifier,
+                                        redirect_uri=attempt.redirect_uri)
+    profile = await client.me(tokens.access_token)
+    images = profile.get("images") or []
+    user_id = await db.run(users.upsert_user, profile["id"],
+                           profile.get("display_name") or profile["id"],
+                           profile.get("country"), images[0]["url"] if images else None)
+    await db.run(_store, user_id, tokens, True)
+    return user_id
+
+
+async def access_token(db: Database, client: SpotifyClient, user_id: int, *,
+                       force_refresh: bool = False) -> str:
+    """A valid access token, refreshed (and the new refresh token stored) when needed."""
+    stored = await db.run(users.get_tokens, user_id)
+    if stored is None:
+        raise ConsentExpired()
+    if not force_refresh and stored.expires_at - REFRESH_MARGIN > time.time():
+        return stored.access_token
+    try:
+        fresh = await client.refresh(stored.refresh_token)
+    except ConsentExpired:
+        await db.run(users.mark_reconnect_needed, user_id)
+        raise
+    # Refresh tokens are single-use: losing the new one would lose the connection.
+    await db.run(_store, user_id, fresh, False)
+    return fresh.access_token
+
+
+async def with_token(db: Database, client: SpotifyClient, user_id: int,
+                     operation: Callable[[str], Awaitable[T]]) -> T:
+    """Run an API call with the user's token, refreshing once if Spotify says it expired."""
+    token = await access_token(db, client, user_id)
+    try:
+        return await operation(token)
+    except Unauthorized:
+        token = await access_token(db, client, user_id, force_refresh=True)
+        return await operation(token)

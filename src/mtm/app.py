@@ -1,0 +1,99 @@
+"""The application factory: settings in, a Starlette app out; nothing runs at import."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.templating import Jinja2Templates
+from starlette_wtf import CSRFProtectMiddleware
+
+from mtm import db as database
+from mtm import demo
+from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
+from mtm.rendering import make_templates
+from mtm.routes import build_routes
+from mtm.security import SecurityHeadersMiddleware
+from mtm.spotify.client import SpotifyClient
+from mtm.spotify.emulator import Emulator
+from mtm.views.errors import exception_handlers
+
+log = logging.getLogger("mtm")
+SESSION_MAX_AGE = 30 * 24 * 3600
+EMULATOR_CLIENT_ID = "mtm-demo"
+
+
+@dataclass
+class Services:
+    """What handlers reach through `request.app.state.services`."""
+
+    settings: Settings
+    db: database.Database
+    templates: Jinja2Templates
+    spotify: SpotifyClient
+    authorize_endpoint: str
+    emulator: Emulator | None = None
+
+
+def prepare_database(settings: Settings) -> None:
+    """Apply migrations, and in demo mode make sure the demo account has a history."""
+    conn = database.connect(settings.database_path)
+    try:
+        applied = database.migrate(conn)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        if settings.demo:
+            user_id = demo.ensure_demo_user(conn)
+            if settings.demo_plays and demo.ensure_demo_history(
+                    conn, user_id, plays=settings.demo_plays, years=3.0):
+                log.info("generated a demo history of %d plays", settings.demo_plays)
+    finally:
+        conn.close()
+
+
+def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None
+               ) -> Starlette:
+    """Build the web app for these settings (read from the environment when not given)."""
+    settings = settings or load_settings()
+    if settings.demo:
+        emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID)
+        spotify = SpotifyClient(client_id=EMULATOR_CLIENT_ID, client_secret=None,
+                                accounts_url=Emulator.accounts_url,
+                                api_url=Emulator.api_url, transport=emulator.transport())
+        authorize_endpoint = "/emulator/accounts/authorize"
+    else:
+        emulator = None
+        spotify = SpotifyClient(client_id=settings.spotify_client_id or "",
+                                client_secret=settings.spotify_client_secret,
+                                accounts_url=SPOTIFY_ACCOUNTS_URL, api_url=SPOTIFY_API_URL)
+        authorize_endpoint = f"{SPOTIFY_ACCOUNTS_URL}/authorize"
+
+    services = Services(settings, database.Database(settings.database_path), make_templates(),
+                        spotify, authorize_endpoint, emulator)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        prepare_database(settings)
+        try:
+            yield
+        finally:
+            await spotify.aclose()
+            services.db.close()
+
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(GZipMiddleware, minimum_size=1024),
+        Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="mtm_session",
+                   max_age=SESSION_MAX_AGE, same_site="lax", https_only=False),
+        Middleware(CSRFProtectMiddleware, csrf_secret=settings.secret_key),
+    ]
+    app = Starlette(routes=build_routes(settings, emulator), middleware=middleware,
+                    exception_handlers=exception_handlers(), lifespan=lifespan)
+    app.state.services = services
+    return app

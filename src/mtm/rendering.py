@@ -1,0 +1,105 @@
+"""The one place that decides full page or HTMX fragment, plus flash messages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+from starlette_wtf import csrf_token
+
+TEMPLATE_ROOT = Path(__file__).parent
+
+
+def is_partial(request: Request) -> bool:
+    """True for an HTMX request that swaps part of a page (not a history restore or full load)."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true"
+            and headers.get("HX-History-Restore-Request") != "true"
+            and headers.get("HX-Request-Type", "partial") != "full")
+
+
+def flash(request: Request, message: str, category: str = "info") -> None:
+    """Queue a one-shot message for the next page the user sees."""
+    request.session.setdefault("flash", []).append([category, message])
+
+
+def pop_flashes(request: Request) -> list[tuple[str, str]]:
+    """Take the queued messages (each is shown once)."""
+    return [tuple(item) for item in request.session.pop("flash", [])]
+
+
+def _context(request: Request) -> dict[str, Any]:
+    services = request.app.state.services
+    # The 500 handler runs outside the session and CSRF middleware.
+    has_session = "session" in request.scope and hasattr(request.state, "csrf_config")
+    return {
+        "user": getattr(request.state, "user", None),
+        "demo": services.settings.demo,
+        "csrf_token": csrf_token(request) if has_session else "",
+        # Called by the templates that show messages, so a fragment never swallows them.
+        "flashes": (lambda: pop_flashes(request)) if has_session else list,
+    }
+
+
+def _timeago(moment: datetime | int | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return "never"
+    if isinstance(moment, int):
+        moment = datetime.fromtimestamp(moment, UTC)
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 0:
+        seconds = -seconds
+        for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+            if seconds >= size:
+                n = seconds // size
+                return f"in {n} {unit}{'s' if n != 1 else ''}"
+        return "in a moment"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def make_templates() -> Jinja2Templates:
+    """The Jinja environment: autoescaping, strict undefined, shared context and filters."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_ROOT),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["timeago"] = _timeago
+    env.filters["thousands"] = lambda n: f"{n:,}"
+    return Jinja2Templates(env=env, context_processors=[_context])
+
+
+def render(request: Request, page: str, fragment: str | None = None,
+           context: Mapping[str, Any] | None = None, *, status_code: int = 200,
+           headers: Mapping[str, str] | None = None) -> Response:
+    """Render `pages/<page>.html`, or `partials/<fragment>.html` for an HTMX partial request."""
+    templates: Jinja2Templates = request.app.state.services.templates
+    partial = fragment is not None and is_partial(request)
+    name = f"partials/{fragment}.html" if partial else f"pages/{page}.html"
+    response = templates.TemplateResponse(request, name, dict(context or {}),
+                                          status_code=status_code, headers=headers)
+    if fragment is not None:
+        # The same URL answers two shapes; caches must keep them apart.
+        response.headers.append("Vary", "HX-Request")
+    return response
+
+
+def redirect(request: Request, url: str, *, status_code: int = 303, hx_status: int = 200
+             ) -> Response:
+    """Send the browser elsewhere: a redirect for a plain request, HX-Redirect for HTMX."""
+    if request.headers.get("HX-Request") == "true":
+        # htmx follows HX-Redirect whatever the status, so the status can stay honest.
+        return Response(status_code=hx_status, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=status_code)

@@ -1,0 +1,37 @@
+"""The Home dashboard and the paged list of plays behind its "show more"."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mtm import dashboard
+from mtm.rendering import render
+from mtm.session import current_user, login_required
+from mtm.views.errors import invalid_input
+
+MAX_CURSOR = 2**53
+
+
+@login_required
+async def dashboard_page(request: Request) -> Response:
+    """Headline figures, last 30 days, this month's tops, recent plays, sync status."""
+    user = await current_user(request)
+    data = await request.app.state.services.db.run(dashboard.load, user.id)
+    return render(request, "home", "dashboard", {"dash": data})
+
+
+@login_required
+async def plays(request: Request) -> Response:
+    """Older plays: a page without JavaScript, rows appended in place with HTMX."""
+    raw = request.query_params.get("before")
+    before = None
+    if raw is not None:
+        if not raw.isdigit() or int(raw) > MAX_CURSOR:
+            return invalid_input(request, "The `before` cursor must be a whole number of seconds.")
+        before = int(raw)
+    user = await current_user(request)
+    items, cursor = await request.app.state.services.db.run(dashboard.history_page, user.id,
+                                                            before)
+    return render(request, "plays", "play_rows",
+                  {"plays": items, "next_cursor": cursor, "before": before})

@@ -1,0 +1,45 @@
+"""Pages whose features are planned but not built yet: they say so honestly."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mtm.rendering import render
+from mtm.session import login_required
+
+PLANNED = {
+    "analytics": ("Analytics",
+                  "Listening over time, top genres, artists and tracks, and when you listen, "
+                  "for any range from a week to your whole history."),
+    "playlists": ("Playlists",
+                  "Turn your history into Spotify playlists: forgotten gems, recent "
+                  "discoveries, your current rotation, on this day, and your year in review."),
+    "settings": ("Settings",
+                 "Sync now, import a Spotify privacy export, export your data as SQLite, JSON "
+                 "or CSV, backups and restore, preferences, disconnect and clear all data."),
+}
+
+
+def _upcoming(request: Request, key: str) -> Response:
+    title, description = PLANNED[key]
+    return render(request, "upcoming", "upcoming",
+                  {"page_key": key, "title": title, "description": description})
+
+
+@login_required
+async def analytics(request: Request) -> Response:
+    """Analytics (coming soon)."""
+    return _upcoming(request, "analytics")
+
+
+@login_required
+async def playlists(request: Request) -> Response:
+    """Playlists (coming soon)."""
+    return _upcoming(request, "playlists")
+
+
+@login_required
+async def settings(request: Request) -> Response:
+    """Settings (coming soon)."""
+    return _upcoming(request, "settings")
