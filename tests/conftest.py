@@ -60,7 +60,7 @@ def settings(tmp_path: Path) -> Settings:
     """Demo-mode settings in a temporary data directory, with no generated history."""
     return load_settings(env_file=None, force_demo=True, overrides={
         "MTM_DATA_DIR": str(tmp_path / "data"), "MTM_SECRET_KEY": "test-secret-key",
-        "MTM_DEMO_PLAYS": "0"})
+        "MTM_DEMO_PLAYS": "0", "MTM_SYNC_INTERVAL": "0"})
 
 
 @pytest.fixture

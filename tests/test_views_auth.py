@@ -130,7 +130,7 @@ async def test_invalid_grant_on_refresh_asks_to_reconnect_and_keeps_data(
         before = conn.execute("SELECT count(*) FROM plays").fetchone()[0]
         conn.execute("UPDATE tokens SET expires_at = 0")
     emulator.expire_consent()
-    run = await sync.sync_recent(services.db, services.spotify, user_id)
+    run = await sync.sync_user(services.db, services.spotify, user_id, holder="t")
     assert run.outcome == "failed"
     assert "reconnect" in run.error.lower()
     with _db(app) as conn:
@@ -155,7 +155,7 @@ async def test_expired_access_token_is_refreshed_and_rotated(client: httpx.Async
         user_id, old_refresh = conn.execute(
             "SELECT user_id, refresh_token FROM tokens").fetchone()
     emulator.expire_access_tokens()
-    run = await sync.sync_recent(services.db, services.spotify, user_id)
+    run = await sync.sync_user(services.db, services.spotify, user_id, holder="t")
     assert run.outcome == "ok"
     with _db(app) as conn:
         new_refresh, = conn.execute("SELECT refresh_token FROM tokens").fetchone()

@@ -168,3 +168,40 @@ async def test_healthz(client: httpx.AsyncClient) -> None:
 async def test_responses_are_compressed(client: httpx.AsyncClient) -> None:
     response = await client.get("/static/css/app.css", headers={"Accept-Encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"
+
+
+async def test_dashboard_polls_for_new_syncs(client: httpx.AsyncClient, app) -> None:
+    from mtm import sync
+
+    await sign_in(client)
+    fragment = (await client.get("/", headers=HX)).text
+    poll = re.search(r'hx-get="http://127\.0\.0\.1:8000(/\?since=[^"]+)"', fragment).group(1)
+    assert 'hx-trigger="every 60s"' in fragment
+    quiet = await client.get(poll.replace("&amp;", "&"), headers=HX)
+    assert quiet.status_code == 204 and quiet.text == ""
+    # A background sync finishes: the next poll brings the refreshed dashboard.
+    services = app.state.services
+    user_id = (await services.db.run(lambda c: c.execute("SELECT id FROM users WHERE "
+                                                         "spotify_id = 'demo'").fetchone()[0]))
+    await sync.sync_user(services.db, services.spotify, user_id, holder="bg",
+                         pacer=sync.Pacer(interval=0))
+    fresh = await client.get(poll.replace("&amp;", "&"), headers=HX)
+    assert fresh.status_code == 200 and fresh.text.startswith('<div id="dashboard"')
+    # Without JavaScript the same URL is simply the page.
+    assert (await client.get(poll.replace("&amp;", "&"))).text.startswith("<!doctype html>")
+
+
+async def test_deferred_sync_shows_when_it_retries(client: httpx.AsyncClient, app,
+                                                   emulator) -> None:
+    from mtm import sync
+
+    await sign_in(client)
+    services = app.state.services
+    user_id = (await services.db.run(lambda c: c.execute("SELECT id FROM users WHERE "
+                                                         "spotify_id = 'demo'").fetchone()[0]))
+    emulator.fail("/v1/me/player/recently-played", 429, times=1, retry_after=600)
+    run = await sync.sync_user(services.db, services.spotify, user_id, holder="bg")
+    assert run.outcome == "deferred"
+    page = (await client.get("/")).text
+    assert "Last sync paused: Spotify is limiting requests" in page
+    assert re.search(r"Retrying at (\d\d [A-Z][a-z]{2} )?\d\d:\d\d\.", page)

@@ -19,6 +19,7 @@ from mtm import demo
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
 from mtm.rendering import make_templates
 from mtm.routes import build_routes
+from mtm.scheduler import Scheduler
 from mtm.security import SecurityHeadersMiddleware
 from mtm.spotify.client import SpotifyClient
 from mtm.spotify.emulator import Emulator
@@ -38,6 +39,7 @@ class Services:
     templates: Jinja2Templates
     spotify: SpotifyClient
     authorize_endpoint: str
+    scheduler: Scheduler
     emulator: Emulator | None = None
 
 
@@ -57,34 +59,41 @@ def prepare_database(settings: Settings) -> None:
         conn.close()
 
 
+def connect_spotify(settings: Settings, emulator: Emulator | None = None
+                    ) -> tuple[SpotifyClient, str, Emulator | None]:
+    """The API client, the browser's authorize URL, and the emulator in demo mode."""
+    if not settings.demo:
+        client = SpotifyClient(client_id=settings.spotify_client_id or "",
+                               client_secret=settings.spotify_client_secret,
+                               accounts_url=SPOTIFY_ACCOUNTS_URL, api_url=SPOTIFY_API_URL)
+        return client, f"{SPOTIFY_ACCOUNTS_URL}/authorize", None
+    emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID)
+    client = SpotifyClient(client_id=EMULATOR_CLIENT_ID, client_secret=None,
+                           accounts_url=Emulator.accounts_url, api_url=Emulator.api_url,
+                           transport=emulator.transport())
+    return client, "/emulator/accounts/authorize", emulator
+
+
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None
                ) -> Starlette:
     """Build the web app for these settings (read from the environment when not given)."""
     settings = settings or load_settings()
-    if settings.demo:
-        emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID)
-        spotify = SpotifyClient(client_id=EMULATOR_CLIENT_ID, client_secret=None,
-                                accounts_url=Emulator.accounts_url,
-                                api_url=Emulator.api_url, transport=emulator.transport())
-        authorize_endpoint = "/emulator/accounts/authorize"
-    else:
-        emulator = None
-        spotify = SpotifyClient(client_id=settings.spotify_client_id or "",
-                                client_secret=settings.spotify_client_secret,
-                                accounts_url=SPOTIFY_ACCOUNTS_URL, api_url=SPOTIFY_API_URL)
-        authorize_endpoint = f"{SPOTIFY_ACCOUNTS_URL}/authorize"
-
-    services = Services(settings, database.Database(settings.database_path), make_templates(),
-                        spotify, authorize_endpoint, emulator)
+    spotify, authorize_endpoint, emulator = connect_spotify(settings, emulator)
+    db = database.Database(settings.database_path)
+    scheduler = Scheduler(db, spotify, interval=settings.sync_interval)
+    services = Services(settings, db, make_templates(), spotify, authorize_endpoint, scheduler,
+                        emulator)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         prepare_database(settings)
+        scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop()
             await spotify.aclose()
-            services.db.close()
+            db.close()
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),

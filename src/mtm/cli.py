@@ -46,6 +46,55 @@ def _demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from mtm import db, sync
+    from mtm.app import connect_spotify, prepare_database
+    from mtm.scheduler import Scheduler, make_holder
+
+    settings = load_settings()
+    prepare_database(settings)
+    database = db.Database(settings.database_path)
+
+    async def one_pass() -> list[tuple[int, sync.SyncRun | None]]:
+        client, _, _ = connect_spotify(settings)
+        try:
+            scheduler = Scheduler(database, client, interval=0, holder=make_holder("cli"))
+            if args.user is None:
+                return await scheduler.run_once()
+            user_id = await database.run(sync.find_user, args.user)
+            if user_id is None:
+                raise LookupError(args.user)
+            return await scheduler.run_once([user_id])
+        finally:
+            await client.aclose()
+
+    try:
+        results = asyncio.run(one_pass())
+    except LookupError:
+        print(f"error: no user {args.user!r} (give a Spotify user id or a numeric id)",
+              file=sys.stderr)
+        return 2
+    finally:
+        database.close()
+    if not results:
+        print("Nothing to sync: no connected user is due (signed out, rate limited, or "
+              "waiting for a reconnect).")
+        return 0
+    failed = 0
+    for user_id, run in results:
+        if run is None:
+            print(f"user {user_id}: skipped, another process is syncing this user right now")
+        elif run.outcome == "ok":
+            print(f"user {user_id}: ok, {run.plays_added} new play"
+                  f"{'s' if run.plays_added != 1 else ''}")
+        else:
+            failed += 1
+            print(f"user {user_id}: {run.outcome}, {run.plays_added} new plays kept: {run.error}")
+    return 1 if failed else 0
+
+
 def _vendor(args: argparse.Namespace) -> int:
     from mtm import vendor
 
@@ -73,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo_data.add_argument("--seed", type=int, default=1)
     demo_data.set_defaults(run=_demo_data)
 
+    sync_cmd = commands.add_parser("sync", help="sync connected users once (for cron)")
+    sync_cmd.add_argument("--user", help="only this user (Spotify user id or numeric id)")
+    sync_cmd.set_defaults(run=_sync)
+
     vendor = commands.add_parser("vendor",
                                  help="re-fetch htmx and Chart.js from npm and check their sha256")
     vendor.add_argument("--check", action="store_true",
@@ -85,4 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `mtm` console script."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except ValueError as exc:
+        # Configuration mistakes (e.g. a bad MTM_SYNC_INTERVAL) deserve a sentence, not a trace.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -62,6 +62,25 @@ def _secret_key(data_dir: Path, configured: str | None) -> str:
     return key
 
 
+def _sync_interval(raw: str | None, demo: bool) -> int:
+    """Seconds between background syncs: 0 turns them off; at most an hour.
+
+    Spotify keeps only the last 50 plays, so a heavy listener (50 short tracks in about
+    two and a half hours) loses plays if the app waits longer than that.
+    """
+    if raw is None or raw == "":
+        # The emulator has no rate limit, so demo users see new plays arrive sooner.
+        return 300 if demo else 1800
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MTM_SYNC_INTERVAL must be a whole number of seconds, not {raw!r}"
+                         ) from None
+    if value != 0 and not 60 <= value <= 3600:
+        raise ValueError("MTM_SYNC_INTERVAL must be 0 (off) or between 60 and 3600 seconds")
+    return value
+
+
 def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = False,
                   overrides: dict[str, str] | None = None) -> Settings:
     """Read settings from the environment, then `.env`; `overrides` win over both."""
@@ -85,6 +104,6 @@ def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = Fa
         redirect_uri=get("SPOTIFY_REDIRECT_URI"),
         admins=frozenset(CommaSeparatedStrings(get("MTM_ADMINS", "") or "")),
         demo=demo,
-        sync_interval=int(get("MTM_SYNC_INTERVAL", "1800") or 1800),
+        sync_interval=_sync_interval(get("MTM_SYNC_INTERVAL"), demo),
         demo_plays=int(get("MTM_DEMO_PLAYS", "60000") or 60000),
     )

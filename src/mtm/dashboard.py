@@ -29,6 +29,11 @@ class Dashboard:
     last_sync: sync.SyncRun | None
 
     @property
+    def sync_token(self) -> str:
+        """Changes whenever a sync starts or ends; the page polls with it to see news."""
+        return sync_token(self.last_sync)
+
+    @property
     def empty(self) -> bool:
         """True when the user has no plays at all yet."""
         return self.headline.plays == 0
@@ -45,6 +50,18 @@ class Dashboard:
                                    "y1": {"position": "right", "grid": {"display": False},
                                           "title": {"display": True, "text": "Plays"}}}},
         }
+
+
+def sync_token(run: sync.SyncRun | None) -> str:
+    """A short string naming the latest sync run and whether it has finished."""
+    if run is None:
+        return "none"
+    return f"{run.id}-{run.finished_at or 'running'}"
+
+
+def current_sync_token(conn: sqlite3.Connection, user_id: int) -> str:
+    """The token the dashboard would show now (one indexed read, for polling)."""
+    return sync_token(sync.latest_run(conn, user_id))
 
 
 def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None) -> Dashboard:

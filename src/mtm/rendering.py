@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from starlette.requests import Request
@@ -67,6 +68,15 @@ def _timeago(moment: datetime | int | None, now: datetime | None = None) -> str:
     return "just now"
 
 
+def _clock(ts: int, timezone: str = "UTC") -> str:
+    """A moment as the wall-clock time where the user is, with the date when not today."""
+    zone = ZoneInfo(timezone)
+    moment = datetime.fromtimestamp(ts, zone)
+    if moment.date() == datetime.now(zone).date():
+        return moment.strftime("%H:%M")
+    return moment.strftime("%d %b %H:%M")
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment: autoescaping, strict undefined, shared context and filters."""
     env = jinja2.Environment(
@@ -78,6 +88,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.filters["timeago"] = _timeago
     env.filters["thousands"] = lambda n: f"{n:,}"
+    env.filters["clock"] = _clock
     return Jinja2Templates(env=env, context_processors=[_context])
 
 

@@ -1,23 +1,50 @@
-"""Fetching plays from Spotify into the history, and the log of sync runs."""
+"""Fetching a user's plays, top items and artist details from Spotify, and the sync log.
+
+A sync never loses history: plays are written in one transaction with the run's count,
+the cursor is derived from what is stored, and a lease keeps two processes from
+syncing the same user at once.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from mtm import accounts
 from mtm.db import Database, transaction
-from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn, add_plays, play_key
-from mtm.spotify.client import RateLimited, SpotifyClient, SpotifyError
+from mtm.history import (
+    AlbumIn,
+    ArtistIn,
+    PlayIn,
+    TrackIn,
+    add_plays,
+    play_key,
+    set_artist_genres,
+    upsert_artist,
+    upsert_track,
+)
+from mtm.spotify.client import ConsentExpired, RateLimited, SpotifyClient, SpotifyError
+
+log = logging.getLogger("mtm.sync")
+
+LEASE_SECONDS = 600
+TIME_RANGES = ("short_term", "medium_term", "long_term")
+KINDS = ("tracks", "artists")
+ARTIST_DETAILS_PER_RUN = 50
+INTERRUPTED = "Interrupted before it finished; nothing from it was half-written."
 
 
 @dataclass(frozen=True)
 class SyncRun:
-    """One attempt to fetch a user's plays."""
+    """One attempt to fetch a user's data from Spotify."""
 
     id: int
+    user_id: int
     started_at: int
     finished_at: int | None
     outcome: str
@@ -26,18 +53,31 @@ class SyncRun:
     retry_at: int | None
 
 
+# --- parsing Web API objects ---------------------------------------------------
+
+
 def _image(images: list[dict[str, Any]] | None) -> str | None:
     return images[0].get("url") if images else None
+
+
+def parse_artist(obj: dict[str, Any]) -> ArtistIn:
+    """A Web API artist; `genres` stays None when Spotify left the field out."""
+    genres = obj.get("genres")
+    return ArtistIn(obj.get("id"), obj.get("name") or "Unknown artist",
+                    tuple(genres) if isinstance(genres, list) else None,
+                    _image(obj.get("images")), obj.get("popularity"))
 
 
 def parse_track(obj: dict[str, Any]) -> TrackIn:
     """A Web API track object as the history stores it."""
     album = obj.get("album") or None
+    # Simplified artists inside a track never carry genres: leave them unknown.
+    artists = tuple(ArtistIn(a.get("id"), a.get("name") or "Unknown artist")
+                    for a in obj.get("artists") or [{"name": "Unknown artist"}])
     return TrackIn(
         spotify_id=obj.get("id"),
         name=obj.get("name") or "Unknown track",
-        artists=tuple(ArtistIn(a.get("id"), a.get("name") or "Unknown artist")
-                      for a in obj.get("artists") or [{"name": "Unknown artist"}]),
+        artists=artists,
         album=AlbumIn(album.get("id"), album.get("name") or "Unknown album",
                       album.get("release_date"), _image(album.get("images"))) if album else None,
         duration_ms=obj.get("duration_ms"),
@@ -58,6 +98,9 @@ def parse_recently_played(payload: dict[str, Any]) -> list[PlayIn]:
     return plays
 
 
+# --- the run log -------------------------------------------------------------------
+
+
 def start_run(conn: sqlite3.Connection, user_id: int, now: int) -> int:
     """Log the start of a sync run; return its id."""
     with transaction(conn):
@@ -66,23 +109,87 @@ def start_run(conn: sqlite3.Connection, user_id: int, now: int) -> int:
             (user_id, now)).fetchone()[0]
 
 
-def finish_run(conn: sqlite3.Connection, run_id: int, outcome: str, plays_added: int = 0,
+def finish_run(conn: sqlite3.Connection, run_id: int, outcome: str,
                error: str | None = None, retry_at: int | None = None) -> None:
-    """Log how a sync run ended."""
+    """Log how a sync run ended (its plays count was written with the plays)."""
     with transaction(conn):
         conn.execute(
-            """UPDATE sync_runs SET finished_at = ?, outcome = ?, plays_added = ?, error = ?,
-                   retry_at = ? WHERE id = ?""",
-            (int(time.time()), outcome, plays_added, error, retry_at, run_id))
+            "UPDATE sync_runs SET finished_at = ?, outcome = ?, error = ?, retry_at = ? "
+            "WHERE id = ?", (int(time.time()), outcome, error, retry_at, run_id))
+
+
+def close_interrupted_runs(conn: sqlite3.Connection, user_id: int) -> int:
+    """Mark runs left 'running' by a crashed process as failed (called under the lease)."""
+    with transaction(conn):
+        return conn.execute(
+            "UPDATE sync_runs SET outcome = 'failed', finished_at = ?, error = ? "
+            "WHERE user_id = ? AND outcome = 'running'",
+            (int(time.time()), INTERRUPTED, user_id)).rowcount
+
+
+_RUN_COLUMNS = "id, user_id, started_at, finished_at, outcome, plays_added, error, retry_at"
 
 
 def latest_run(conn: sqlite3.Connection, user_id: int) -> SyncRun | None:
     """The user's most recent sync run."""
     row = conn.execute(
-        """SELECT id, started_at, finished_at, outcome, plays_added, error, retry_at
-           FROM sync_runs WHERE user_id = ? ORDER BY started_at DESC, id DESC LIMIT 1""",
-        (user_id,)).fetchone()
+        f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE user_id = ? "
+        "ORDER BY started_at DESC, id DESC LIMIT 1", (user_id,)).fetchone()
     return SyncRun(*row) if row else None
+
+
+def get_run(conn: sqlite3.Connection, run_id: int) -> SyncRun | None:
+    """A sync run by id."""
+    row = conn.execute(f"SELECT {_RUN_COLUMNS} FROM sync_runs WHERE id = ?",
+                       (run_id,)).fetchone()
+    return SyncRun(*row) if row else None
+
+
+# --- leases and who is due -------------------------------------------------------
+
+
+def acquire_lease(conn: sqlite3.Connection, user_id: int, holder: str, now: int,
+                  ttl: int = LEASE_SECONDS) -> bool:
+    """Take the user's sync lease unless another live holder has it."""
+    with transaction(conn):
+        conn.execute(
+            """INSERT INTO sync_leases (user_id, holder, expires_at) VALUES (?, ?, ?)
+               ON CONFLICT(user_id) DO UPDATE SET holder = excluded.holder,
+                   expires_at = excluded.expires_at
+               WHERE sync_leases.expires_at <= ? OR sync_leases.holder = excluded.holder""",
+            (user_id, holder, now + ttl, now))
+        row = conn.execute("SELECT holder FROM sync_leases WHERE user_id = ?",
+                           (user_id,)).fetchone()
+    return row is not None and row[0] == holder
+
+
+def release_lease(conn: sqlite3.Connection, user_id: int, holder: str) -> None:
+    """Give the lease back (only if still ours)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM sync_leases WHERE user_id = ? AND holder = ?",
+                     (user_id, holder))
+
+
+def users_due(conn: sqlite3.Connection, now: int) -> list[int]:
+    """Connected users who are not waiting for a reconnect or a rate-limit deadline."""
+    rows = conn.execute(
+        """SELECT u.id FROM users u JOIN tokens t ON t.user_id = u.id
+           WHERE u.reconnect_needed = 0 AND NOT EXISTS (
+               SELECT 1 FROM sync_runs r WHERE r.user_id = u.id AND r.outcome = 'deferred'
+                 AND r.retry_at > ? AND r.id = (SELECT max(id) FROM sync_runs
+                                                WHERE user_id = u.id))
+           ORDER BY u.id""", (now,))
+    return [r[0] for r in rows]
+
+
+def find_user(conn: sqlite3.Connection, key: str) -> int | None:
+    """A user id from a numeric id or a Spotify user id."""
+    row = conn.execute("SELECT id FROM users WHERE spotify_id = ? OR CAST(id AS TEXT) = ?",
+                       (key, key)).fetchone()
+    return row[0] if row else None
+
+
+# --- what a run stores -----------------------------------------------------------
 
 
 def api_cursor(conn: sqlite3.Connection, user_id: int) -> int | None:
@@ -94,30 +201,146 @@ def api_cursor(conn: sqlite3.Connection, user_id: int) -> int | None:
 
 
 def save_plays(conn: sqlite3.Connection, user_id: int, run_id: int, plays: list[PlayIn]) -> int:
-    """Store fetched plays and close the run in one transaction, so both land or neither."""
+    """Store fetched plays and the run's count in one transaction: both land or neither."""
     with transaction(conn):
         added = add_plays(conn, user_id, plays)
-        conn.execute(
-            """UPDATE sync_runs SET finished_at = ?, outcome = 'ok', plays_added = ?
-               WHERE id = ?""", (int(time.time()), added, run_id))
+        conn.execute("UPDATE sync_runs SET plays_added = ? WHERE id = ?", (added, run_id))
     return added
 
 
-async def sync_recent(db: Database, client: SpotifyClient, user_id: int) -> SyncRun:
-    """Fetch the user's recent plays after the last stored one and log the run."""
-    now = int(time.time())
-    run_id = await db.run(start_run, user_id, now)
+def snapshot_taken(conn: sqlite3.Connection, user_id: int, day: str) -> bool:
+    """True when today's top-items snapshot is already stored."""
+    return conn.execute("SELECT 1 FROM top_snapshots WHERE user_id = ? AND taken_on = ? LIMIT 1",
+                        (user_id, day)).fetchone() is not None
+
+
+def save_snapshot(conn: sqlite3.Connection, user_id: int, day: str,
+                  lists: dict[tuple[str, str], list[dict[str, Any]]]) -> int:
+    """Store one day's top tracks and artists for every time range; return rows stored."""
+    stored = 0
+    with transaction(conn):
+        for (kind, time_range), items in lists.items():
+            for rank, item in enumerate(items, start=1):
+                if kind == "tracks":
+                    track_id, _ = upsert_track(conn, parse_track(item))
+                    artist_id = None
+                else:
+                    track_id, artist_id = None, upsert_artist(conn, parse_artist(item))
+                conn.execute(
+                    """INSERT INTO top_snapshots (user_id, taken_on, kind, time_range, rank,
+                                                  track_id, artist_id)
+                       VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING""",
+                    (user_id, day, kind, time_range, rank, track_id, artist_id))
+                stored += 1
+    return stored
+
+
+def artists_missing_details(conn: sqlite3.Connection, user_id: int, limit: int
+                            ) -> list[tuple[int, str]]:
+    """This user's artists never looked up (most played first), as (row id, Spotify id)."""
+    return [(r[0], r[1]) for r in conn.execute(
+        """SELECT a.id, a.spotify_id FROM user_artists ua JOIN artists a ON a.id = ua.artist_id
+           WHERE ua.user_id = ? AND a.details_fetched_at IS NULL AND a.spotify_id IS NOT NULL
+           ORDER BY ua.plays DESC LIMIT ?""", (user_id, limit))]
+
+
+def save_artist_details(conn: sqlite3.Connection, artist_id: int, obj: dict[str, Any]) -> None:
+    """Store what Spotify said about an artist; no genres is an answer too."""
+    details = parse_artist(obj)
+    with transaction(conn):
+        conn.execute(
+            "UPDATE artists SET name = ?, image_url = coalesce(?, image_url), "
+            "popularity = coalesce(?, popularity) WHERE id = ?",
+            (details.name, details.image_url, details.popularity, artist_id))
+        set_artist_genres(conn, artist_id, details.genres or ())
+
+
+# --- one sync ----------------------------------------------------------------------
+
+
+class Pacer:
+    """Spaces out requests made one id at a time, so lookups stay under the rate limit."""
+
+    def __init__(self, interval: float = 0.1, clock=time.monotonic, sleep=asyncio.sleep) -> None:
+        self.interval = interval
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Return once the next request may go out."""
+        async with self._lock:
+            delay = self._next - self._clock()
+            if delay > 0:
+                await self._sleep(delay)
+            self._next = self._clock() + self.interval
+
+
+def _day(now: int) -> str:
+    return datetime.fromtimestamp(now, UTC).date().isoformat()
+
+
+async def _fetch_snapshot(db: Database, client: SpotifyClient, user_id: int, day: str) -> None:
+    if await db.run(snapshot_taken, user_id, day):
+        return
+    lists = {}
+    for kind in KINDS:
+        for time_range in TIME_RANGES:
+            payload = await accounts.with_token(
+                db, client, user_id,
+                lambda token, k=kind, r=time_range: client.top_items(token, k, r, limit=50))
+            lists[(kind, time_range)] = payload.get("items", [])
+    # All six lists or none: a partial snapshot would compare badly with later ones.
+    await db.run(save_snapshot, user_id, day, lists)
+
+
+async def _fetch_artist_details(db: Database, client: SpotifyClient, user_id: int,
+                                pacer: Pacer) -> None:
+    for artist_id, spotify_id in await db.run(artists_missing_details, user_id,
+                                              ARTIST_DETAILS_PER_RUN):
+        await pacer.wait()
+        obj = await accounts.with_token(db, client, user_id,
+                                        lambda token, a=spotify_id: client.artist(token, a))
+        await db.run(save_artist_details, artist_id, obj)
+
+
+async def sync_user(db: Database, client: SpotifyClient, user_id: int, *, holder: str,
+                    pacer: Pacer | None = None, now: int | None = None,
+                    plays_only: bool = False) -> SyncRun | None:
+    """One sync of a user; None when another process holds the user's lease.
+
+    `plays_only` skips the top-items snapshot and artist lookups (sign-in stays quick;
+    the scheduler's next pass does the rest).
+    """
+    now = int(now or time.time())
+    if not await db.run(acquire_lease, user_id, holder, now):
+        return None
     try:
-        cursor = await db.run(api_cursor, user_id)
-        payload = await accounts.with_token(
-            db, client, user_id,
-            lambda token: client.recently_played(token, after=cursor, limit=50))
-        await db.run(save_plays, user_id, run_id, parse_recently_played(payload))
-    except RateLimited as exc:
-        await db.run(finish_run, run_id, "deferred", 0, exc.message, now + exc.retry_after)
-    except SpotifyError as exc:
-        await db.run(finish_run, run_id, "failed", 0, exc.message)
-    except BaseException:
-        await db.run(finish_run, run_id, "failed", 0, "Unexpected error while syncing.")
-        raise
-    return await db.run(latest_run, user_id)
+        await db.run(close_interrupted_runs, user_id)
+        run_id = await db.run(start_run, user_id, now)
+        try:
+            cursor = await db.run(api_cursor, user_id)
+            payload = await accounts.with_token(
+                db, client, user_id,
+                lambda token: client.recently_played(token, after=cursor, limit=50))
+            await db.run(save_plays, user_id, run_id, parse_recently_played(payload))
+            if not plays_only:
+                await _fetch_snapshot(db, client, user_id, _day(now))
+                await _fetch_artist_details(db, client, user_id, pacer or Pacer())
+        except RateLimited as exc:
+            retry_at = int(time.time()) + exc.retry_after
+            await db.run(finish_run, run_id, "deferred", exc.message, retry_at)
+        except ConsentExpired as exc:
+            # accounts.access_token has flagged the user; their history stays.
+            await db.run(finish_run, run_id, "failed", exc.message)
+        except SpotifyError as exc:
+            await db.run(finish_run, run_id, "failed", exc.message)
+        except Exception:
+            log.exception("sync of user %s crashed", user_id)
+            await db.run(finish_run, run_id, "failed",
+                         "An unexpected error stopped the sync; it will be retried.")
+        else:
+            await db.run(finish_run, run_id, "ok")
+        return await db.run(get_run, run_id)
+    finally:
+        await db.run(release_lease, user_id, holder)

@@ -79,13 +79,14 @@ async def callback(request: Request) -> Response:
         log.warning("sign-in failed: %s", exc)
         return _signin_page(request, status_code=exc.status, error=exc.message)
     sign_in(request, user_id)
-    latest = await services.db.run(sync.latest_run, user_id)
-    if latest is None:
+    if await services.db.run(sync.latest_run, user_id) is None:
         # The first sign-in fetches recent plays once so the dashboard is not empty.
-        run = await sync.sync_recent(services.db, services.spotify, user_id)
-        if run.outcome != "ok":
+        run = await sync.sync_user(services.db, services.spotify, user_id,
+                                   holder=f"signin-{user_id}", plays_only=True)
+        if run is not None and run.outcome != "ok":
             flash(request, f"Signed in, but the first fetch of your plays failed: {run.error}",
                   "warning")
+    services.scheduler.nudge()
     flash(request, "Signed in. Welcome!", "success")
     return RedirectResponse(attempt.next_url or request.url_for("home").path, status_code=303)
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mtm import dashboard
-from mtm.rendering import render
+from mtm.rendering import is_partial, render
 from mtm.session import current_user, login_required
 from mtm.views.errors import invalid_input
 
@@ -17,7 +17,13 @@ MAX_CURSOR = 2**53
 async def dashboard_page(request: Request) -> Response:
     """Headline figures, last 30 days, this month's tops, recent plays, sync status."""
     user = await current_user(request)
-    data = await request.app.state.services.db.run(dashboard.load, user.id)
+    db = request.app.state.services.db
+    since = request.query_params.get("since")
+    if since is not None and is_partial(request):
+        # The dashboard polls with the sync it shows; nothing new costs one small read.
+        if since == await db.run(dashboard.current_sync_token, user.id):
+            return Response(status_code=204, headers={"Vary": "HX-Request"})
+    data = await db.run(dashboard.load, user.id)
     return render(request, "home", "dashboard", {"dash": data})
 
 
