@@ -275,6 +275,7 @@ async def test_one_users_crash_does_not_stop_the_others(world: World, monkeypatc
     assert world.count("SELECT count(*) FROM sync_leases") == 0
 
 
+REPO = Path(__file__).resolve().parents[1]
 CRASH = textwrap.dedent("""
     import os, sys
     from mtm import db, history
@@ -297,9 +298,9 @@ async def test_a_crash_inside_the_transaction_leaves_a_consistent_database(
     user = await connect_user(world, "demo")
     with world.conn() as conn:
         run_id = sync.start_run(conn, user, int(time.time()))
-    crashed = subprocess.run([sys.executable, "-c", CRASH, str(world.path), str(user)],
-                             cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                             timeout=60)
+    crashed = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-c", CRASH, str(world.path), str(user)],
+        cwd=REPO, capture_output=True, timeout=60)
     assert crashed.returncode == 9, crashed.stderr.decode()
     with world.conn() as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
