@@ -10,12 +10,15 @@ import json
 import random
 import re
 import secrets
+import sqlite3
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mtm import db as database
 from mtm.spotify import oauth
 from mtm.spotify.catalogue import Album, Artist, Catalogue, Track, build_catalogue, spotify_id
 
@@ -44,6 +48,27 @@ ROTATION_MS = 28 * 86_400_000
 # How far back recently-played looks for 50 plays before giving up (never reached for "demo").
 MAX_LOOKBACK_SLOTS = 24 * 60
 _SLOT_CACHE_SIZE = 4096
+# Tokens that can no longer be used are kept this long, then dropped so the state stays small.
+PRUNE_AFTER_SECONDS = 86400
+
+STATE_VERSION = 1
+# The state shared by every emulator on one file: tokens and playlists. Codes, fault switches
+# and the request log stay in memory, since each belongs to one process.
+_STATE_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS access_tokens (token TEXT PRIMARY KEY, user TEXT NOT NULL, "
+    "scope TEXT NOT NULL, expires_at REAL NOT NULL)",
+    # used_at is NULL until the token is exchanged; expired is set by expire_consent().
+    "CREATE TABLE IF NOT EXISTS refresh_tokens (token TEXT PRIMARY KEY, user TEXT NOT NULL, "
+    "scope TEXT NOT NULL, consented_at REAL NOT NULL, used_at REAL, "
+    "expired INTEGER NOT NULL DEFAULT 0)",
+    "CREATE TABLE IF NOT EXISTS playlists (id TEXT PRIMARY KEY, seq INTEGER NOT NULL UNIQUE, "
+    "owner TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL, "
+    "public INTEGER NOT NULL, followed INTEGER NOT NULL, version INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS playlist_items (playlist_id TEXT NOT NULL "
+    "REFERENCES playlists (id), position INTEGER NOT NULL, uri TEXT NOT NULL, "
+    "added_at_ms INTEGER NOT NULL, PRIMARY KEY (playlist_id, position)) WITHOUT ROWID",
+)
 
 IN_PROCESS_BASE = "http://emulator.invalid"
 _BASE62_ID = re.compile(r"^[0-9A-Za-z]{22}$")
@@ -136,6 +161,18 @@ class _Consent:
     consented_at: float
 
 
+@dataclass(frozen=True)
+class _Playlist:
+    id: str
+    owner: str
+    name: str
+    description: str
+    public: bool
+    followed: bool
+    version: int
+    total: int
+
+
 class _ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
@@ -216,20 +253,21 @@ class Emulator:
     api_url = f"{IN_PROCESS_BASE}/v1"
 
     def __init__(self, *, seed: int = 2026, clock: Callable[[], float] = time.time,
-                 client_id: str = "mtm-demo") -> None:
+                 client_id: str = "mtm-demo", state_path: str | Path | None = None) -> None:
         self.seed = seed
         self.clock = clock
         self.client_id = client_id
+        self.state_path = Path(state_path) if state_path is not None else None
         self.catalogue: Catalogue = build_catalogue(seed)
         self.omit_artist_details = False
-        self.playlists: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._codes: dict[str, _Grant] = {}
-        self._access: dict[str, _Access] = {}
-        self._refresh: dict[str, _Consent] = {}
-        self._playlist_counter = itertools.count()
+        # One connection, used under this lock: without a file it is the only copy of the state.
+        # Reentrant so helpers can nest; no block under it awaits, so coroutines never interleave.
+        self._db_lock = threading.RLock()
+        self._db = self._open_state()
         self._slot_cache: OrderedDict[int, tuple[EmulatedPlay, ...]] = OrderedDict()
         self._rotations: dict[int, tuple[int, ...]] = {}
         try:
@@ -272,14 +310,36 @@ class Emulator:
 
     def expire_consent(self) -> None:
         """Make every refresh token issued so far answer invalid_grant."""
-        with self._lock:
-            self._refresh.clear()
+        with self._write() as db:
+            db.execute("UPDATE refresh_tokens SET expired = 1")
 
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far answer 401, as if an hour had passed."""
-        with self._lock:
-            for access in self._access.values():
-                access.expires_at = 0
+        with self._write() as db:
+            db.execute("UPDATE access_tokens SET expires_at = MIN(expires_at, ?)",
+                       (self.clock(),))
+
+    @property
+    def playlists(self) -> dict[str, dict[str, Any]]:
+        """A snapshot of every playlist by id, oldest first, with its items in order."""
+        with self._read() as db:
+            rows = db.execute("SELECT * FROM playlists ORDER BY seq").fetchall()
+            entries = db.execute("SELECT playlist_id, uri, added_at_ms FROM playlist_items "
+                                 "ORDER BY playlist_id, position").fetchall()
+        snapshot = {row["id"]: {
+            "name": row["name"], "description": row["description"],
+            "public": bool(row["public"]), "owner": row["owner"], "items": [], "added_at": [],
+            "followed": bool(row["followed"]), "version": row["version"],
+        } for row in rows}
+        for playlist_id, uri, added_at_ms in entries:
+            snapshot[playlist_id]["items"].append(uri)
+            snapshot[playlist_id]["added_at"].append(added_at_ms)
+        return snapshot
+
+    def close(self) -> None:
+        """Close the state database; the emulator cannot answer requests afterwards."""
+        with self._db_lock:
+            self._db.close()
 
     def reset_faults(self) -> None:
         """Disarm every failure and timeout switch."""
@@ -340,6 +400,51 @@ class Emulator:
                         self._faults.remove(fault)
                     return fault
         return None
+
+    # Durable state
+
+    def _open_state(self) -> sqlite3.Connection:
+        """Open (creating when new) the state database, or an in-memory one without a path."""
+        conn = database.connect(self.state_path if self.state_path is not None else ":memory:")
+        try:
+            with database.transaction(conn):
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, STATE_VERSION):
+                    raise ValueError(f"{self.state_path} holds emulator state version "
+                                     f"{version}; this emulator reads version {STATE_VERSION}")
+                for statement in _STATE_SCHEMA:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {STATE_VERSION:d}")
+                conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('seed', ?)",
+                             (str(self.seed),))
+                stored = conn.execute("SELECT value FROM meta WHERE key = 'seed'").fetchone()[0]
+                # Playlists name tracks of one catalogue, and the seed decides the catalogue.
+                if stored != str(self.seed):
+                    raise ValueError(f"{self.state_path} belongs to an emulator with seed "
+                                     f"{stored}, not {self.seed}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """The state database with one consistent snapshot for the reads of a request."""
+        with self._db_lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction, locked from its start so read-modify-write is atomic."""
+        with self._db_lock, database.transaction(self._db) as db:
+            yield db
 
     # The demo listener's taste and play stream
 
@@ -603,27 +708,54 @@ class Emulator:
             raise _AccountsError("invalid_grant", "Invalid redirect URI")
         if not oauth.verify(form.get("code_verifier", ""), grant.code_challenge):
             raise _AccountsError("invalid_grant", "code_verifier was incorrect")
-        return self._issue(_Consent(grant.user, grant.scope, now))
+        consent = _Consent(grant.user, grant.scope, now)
+        with self._write() as db:
+            tokens = self._issue(db, consent, now)
+        return self._token_response(tokens, consent)
 
     def _rotate(self, form: dict[str, str]) -> Response:
         token = form.get("refresh_token", "")
         if not token:
             raise _AccountsError("invalid_request", "refresh_token must be supplied")
-        with self._lock:
-            consent = self._refresh.pop(token, None)
+        now = self.clock()
+        tokens = None
+        with self._write() as db:
+            # A refresh token is single use, even when this attempt fails; the conditional
+            # update lets exactly one of several emulators racing on the same token have it.
+            row = db.execute("UPDATE refresh_tokens SET used_at = ? "
+                             "WHERE token = ? AND used_at IS NULL "
+                             "RETURNING user, scope, consented_at, expired",
+                             (now, token)).fetchone()
+            consent = None if row is None else _Consent(row[0], row[1], row[2])
+            if consent is not None and not row[3] and \
+                    now <= consent.consented_at + CONSENT_SECONDS:
+                tokens = self._issue(db, consent, now)
         if consent is None:
             raise _AccountsError("invalid_grant", "Invalid refresh token")
-        if self.clock() > consent.consented_at + CONSENT_SECONDS:
+        if tokens is None:
             raise _AccountsError("invalid_grant", "Refresh token expired")
-        return self._issue(consent)
+        return self._token_response(tokens, consent)
 
-    def _issue(self, consent: _Consent) -> Response:
+    def _issue(self, db: sqlite3.Connection, consent: _Consent, now: float
+               ) -> tuple[str, str]:
+        """Store a new access and refresh token for `consent` in the open transaction."""
         access = "BQ" + secrets.token_urlsafe(40)
         refresh = "AQ" + secrets.token_urlsafe(48)
-        with self._lock:
-            self._access[access] = _Access(consent.user, frozenset(consent.scope.split()),
-                                           self.clock() + ACCESS_TOKEN_SECONDS)
-            self._refresh[refresh] = consent
+        db.execute("INSERT INTO access_tokens (token, user, scope, expires_at) "
+                   "VALUES (?, ?, ?, ?)", (access, consent.user, consent.scope,
+                                           now + ACCESS_TOKEN_SECONDS))
+        db.execute("INSERT INTO refresh_tokens (token, user, scope, consented_at) "
+                   "VALUES (?, ?, ?, ?)", (refresh, consent.user, consent.scope,
+                                           consent.consented_at))
+        # Demo mode runs for months and refreshes hourly: drop tokens nobody can use any more.
+        stale = now - PRUNE_AFTER_SECONDS
+        db.execute("DELETE FROM access_tokens WHERE expires_at < ?", (stale,))
+        db.execute("DELETE FROM refresh_tokens WHERE used_at < ? OR consented_at < ?",
+                   (stale, stale - CONSENT_SECONDS))
+        return access, refresh
+
+    def _token_response(self, tokens: tuple[str, str], consent: _Consent) -> Response:
+        access, refresh = tokens
         return JSONResponse({"access_token": access, "token_type": "Bearer",
                              "expires_in": ACCESS_TOKEN_SECONDS, "refresh_token": refresh,
                              "scope": consent.scope})
@@ -634,9 +766,12 @@ class Emulator:
         header = request.headers.get("authorization", "")
         if not header.startswith("Bearer ") or not header[7:].strip():
             raise _ApiError(401, "No token provided")
-        access = self._access.get(header[7:].strip())
-        if access is None:
+        with self._read() as db:
+            row = db.execute("SELECT user, scope, expires_at FROM access_tokens WHERE token = ?",
+                             (header[7:].strip(),)).fetchone()
+        if row is None:
             raise _ApiError(401, "Invalid access token")
+        access = _Access(row["user"], frozenset(row["scope"].split()), row["expires_at"])
         if access.expires_at <= self.clock():
             raise _ApiError(401, "The access token expired")
         if scopes and not access.scope.intersection(scopes):
@@ -798,41 +933,56 @@ class Emulator:
         track = _lookup(self.catalogue.tracks_by_id, request.path_params["track_id"])
         return JSONResponse(self._track_full(self._base(request), track))
 
-    def _playlist_object(self, base: str, playlist_id: str, *, with_items: bool
-                         ) -> dict[str, Any]:
-        playlist = self.playlists[playlist_id]
+    def _select_playlists(self, db: sqlite3.Connection, where: str, params: tuple[Any, ...]
+                          ) -> list[_Playlist]:
+        rows = db.execute("SELECT p.id, p.owner, p.name, p.description, p.public, p.followed, "
+                          "p.version, (SELECT COUNT(*) FROM playlist_items i "
+                          f"WHERE i.playlist_id = p.id) FROM playlists p {where}", params)
+        return [_Playlist(r[0], r[1], r[2], r[3], bool(r[4]), bool(r[5]), r[6], r[7])
+                for r in rows]
+
+    def _load_playlist(self, db: sqlite3.Connection, playlist_id: str) -> _Playlist | None:
+        found = self._select_playlists(db, "WHERE p.id = ?", (playlist_id,))
+        return found[0] if found else None
+
+    def _playlist_object(self, db: sqlite3.Connection, base: str, playlist: _Playlist, *,
+                         with_items: bool) -> dict[str, Any]:
+        playlist_id = playlist.id
         data: dict[str, Any] = {
-            "collaborative": False, "description": playlist["description"],
+            "collaborative": False, "description": playlist.description,
             "external_urls": {"spotify": f"https://open.spotify.com/playlist/{playlist_id}"},
-            "followers": {"href": None, "total": 1 if playlist["followed"] else 0},
+            "followers": {"href": None, "total": 1 if playlist.followed else 0},
             "href": f"{base}/playlists/{playlist_id}", "id": playlist_id, "images": [],
-            "name": playlist["name"], "owner": self._user_object(base, USERS[playlist["owner"]]),
-            "public": playlist["public"], "snapshot_id": _snapshot(playlist),
+            "name": playlist.name, "owner": self._user_object(base, USERS[playlist.owner]),
+            "public": playlist.public, "snapshot_id": _snapshot(playlist.version),
             "type": "playlist", "uri": f"spotify:playlist:{playlist_id}",
         }
         if with_items:
-            entries = self._entries(base, playlist, 0, ADD_ITEMS_LIMIT)
+            entries = self._entries(db, base, playlist, 0, ADD_ITEMS_LIMIT)
             data["items"] = {"href": f"{base}/playlists/{playlist_id}/items", "items": entries,
                              "limit": ADD_ITEMS_LIMIT, "offset": 0, "previous": None,
-                             "next": None, "total": len(playlist["items"])}
+                             "next": None, "total": playlist.total}
         return data
 
-    def _entries(self, base: str, playlist: dict[str, Any], offset: int, limit: int
-                 ) -> list[dict[str, Any]]:
-        owner = self._user_object(base, USERS[playlist["owner"]])
+    def _entries(self, db: sqlite3.Connection, base: str, playlist: _Playlist, offset: int,
+                 limit: int) -> list[dict[str, Any]]:
+        owner = self._user_object(base, USERS[playlist.owner])
         tracks = self.catalogue.tracks_by_id
+        rows = db.execute("SELECT uri, added_at_ms FROM playlist_items WHERE playlist_id = ? "
+                          "ORDER BY position LIMIT ? OFFSET ?",
+                          (playlist.id, limit, offset)).fetchall()
         return [{"added_at": _iso_ms(added)[:-5] + "Z", "added_by": owner, "is_local": False,
                  "item": self._track_full(base, tracks[uri.rsplit(":", 1)[1]])}
-                for uri, added in list(zip(playlist["items"], playlist["added_at"],
-                                           strict=True))[offset:offset + limit]]
+                for uri, added in rows]
 
-    def _own_playlist(self, access: _Access, playlist_id: str, verb: str) -> dict[str, Any]:
-        playlist = self.playlists.get(playlist_id)
+    def _own_playlist(self, access: _Access, playlist_id: str, verb: str) -> _Playlist:
+        with self._read() as db:
+            playlist = self._load_playlist(db, playlist_id)
         if playlist is None:
             raise _ApiError(404, "Resource not found")
-        if playlist["owner"] != access.user:
+        if playlist.owner != access.user:
             raise _ApiError(403, f"You cannot {verb} a playlist you do not own")
-        needed = "playlist-modify-public" if playlist["public"] else "playlist-modify-private"
+        needed = "playlist-modify-public" if playlist.public else "playlist-modify-private"
         if needed not in access.scope:
             raise _ApiError(403, "Insufficient client scope")
         return playlist
@@ -842,10 +992,11 @@ class Emulator:
         limit = _int_param(request.query_params, "limit", 20, 1, 50)
         offset = _int_param(request.query_params, "offset", 0, 0, None)
         base = self._base(request)
-        mine = [pid for pid, p in self.playlists.items()
-                if p["owner"] == access.user and p["followed"]]
-        items = [self._playlist_object(base, pid, with_items=False)
-                 for pid in mine[offset:offset + limit]]
+        with self._read() as db:
+            mine = self._select_playlists(db, "WHERE p.owner = ? AND p.followed ORDER BY p.seq",
+                                          (access.user,))
+            items = [self._playlist_object(db, base, p, with_items=False)
+                     for p in mine[offset:offset + limit]]
         return JSONResponse(self._paging(request, items, total=len(mine), limit=limit,
                                          offset=offset))
 
@@ -859,44 +1010,47 @@ class Emulator:
         needed = "playlist-modify-public" if public else "playlist-modify-private"
         if needed not in access.scope:
             raise _ApiError(403, "Insufficient client scope")
-        with self._lock:
-            playlist_id = spotify_id("emulated-playlist", next(self._playlist_counter),
-                                     self.seed)
-            self.playlists[playlist_id] = {
-                "name": name, "description": str(body.get("description") or ""),
-                "public": public, "owner": access.user, "items": [], "added_at": [],
-                "followed": True, "version": 1,
-            }
-        return JSONResponse(self._playlist_object(self._base(request), playlist_id,
-                                                  with_items=True), status_code=201)
+        description = str(body.get("description") or "")
+        with self._write() as db:
+            # Numbered in the shared state, so emulators on one file never reuse an id.
+            seq = db.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM playlists").fetchone()[0]
+            playlist = _Playlist(spotify_id("emulated-playlist", seq, self.seed), access.user,
+                                 name, description, public, True, 1, 0)
+            db.execute("INSERT INTO playlists (id, seq, owner, name, description, public, "
+                       "followed, version) VALUES (?, ?, ?, ?, ?, ?, 1, 1)",
+                       (playlist.id, seq, access.user, name, description, int(public)))
+            data = self._playlist_object(db, self._base(request), playlist, with_items=True)
+        return JSONResponse(data, status_code=201)
 
     async def _get_playlist(self, request: Request) -> Response:
         access = self._authorized(request)
-        playlist_id = request.path_params["playlist_id"]
-        playlist = self.playlists.get(playlist_id)
-        if playlist is None:
-            raise _ApiError(404, "Resource not found")
-        # Development-mode apps get only metadata for playlists the user does not own.
-        return JSONResponse(self._playlist_object(
-            self._base(request), playlist_id, with_items=playlist["owner"] == access.user))
+        with self._read() as db:
+            playlist = self._load_playlist(db, request.path_params["playlist_id"])
+            if playlist is None:
+                raise _ApiError(404, "Resource not found")
+            # Development-mode apps get only metadata for playlists the user does not own.
+            data = self._playlist_object(db, self._base(request), playlist,
+                                         with_items=playlist.owner == access.user)
+        return JSONResponse(data)
 
     async def _playlist_items(self, request: Request) -> Response:
         access = self._authorized(request)
-        playlist_id = request.path_params["playlist_id"]
-        playlist = self.playlists.get(playlist_id)
-        if playlist is None:
-            raise _ApiError(404, "Resource not found")
-        if playlist["owner"] != access.user:
-            raise _ApiError(403, "Forbidden")
         limit = _int_param(request.query_params, "limit", 100, 1, 100)
         offset = _int_param(request.query_params, "offset", 0, 0, None)
-        items = self._entries(self._base(request), playlist, offset, limit)
-        return JSONResponse(self._paging(request, items, total=len(playlist["items"]),
-                                         limit=limit, offset=offset))
+        with self._read() as db:
+            playlist = self._load_playlist(db, request.path_params["playlist_id"])
+            if playlist is None:
+                raise _ApiError(404, "Resource not found")
+            if playlist.owner != access.user:
+                raise _ApiError(403, "Forbidden")
+            items = self._entries(db, self._base(request), playlist, offset, limit)
+        return JSONResponse(self._paging(request, items, total=playlist.total, limit=limit,
+                                         offset=offset))
 
     async def _add_items(self, request: Request) -> Response:
         access = self._authorized(request)
-        playlist = self._own_playlist(access, request.path_params["playlist_id"], "change")
+        playlist_id = self._own_playlist(access, request.path_params["playlist_id"],
+                                         "change").id
         if request.headers.get("content-length", "0") != "0":
             body = await _json_body(request)
         else:
@@ -916,37 +1070,49 @@ class Emulator:
                 raise _ApiError(400, "Payload contains a non-existing ID")
         position = body.get("position")
         now_ms = int(self.clock() * 1000)
-        with self._lock:
-            items, added = playlist["items"], playlist["added_at"]
-            at = len(items) if not isinstance(position, int) else max(0, min(position, len(items)))
-            items[at:at] = uris
-            added[at:at] = [now_ms] * len(uris)
-            playlist["version"] += 1
-        return JSONResponse({"snapshot_id": _snapshot(playlist)}, status_code=201)
+        count = len(uris)
+        with self._write() as db:
+            total = db.execute("SELECT COUNT(*) FROM playlist_items WHERE playlist_id = ?",
+                               (playlist_id,)).fetchone()[0]
+            at = total if not isinstance(position, int) else max(0, min(position, total))
+            # SQLite checks the key row by row, so shift the tail through negative positions.
+            db.execute("UPDATE playlist_items SET position = -position - 1 - ? "
+                       "WHERE playlist_id = ? AND position >= ?", (count, playlist_id, at))
+            db.execute("UPDATE playlist_items SET position = -position - 1 "
+                       "WHERE playlist_id = ? AND position < 0", (playlist_id,))
+            db.executemany("INSERT INTO playlist_items (playlist_id, position, uri, added_at_ms) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(playlist_id, at + i, uri, now_ms) for i, uri in enumerate(uris)])
+            version = db.execute("UPDATE playlists SET version = version + 1 WHERE id = ? "
+                                 "RETURNING version", (playlist_id,)).fetchone()[0]
+        return JSONResponse({"snapshot_id": _snapshot(version)}, status_code=201)
 
     async def _change_playlist(self, request: Request) -> Response:
         access = self._authorized(request)
-        playlist = self._own_playlist(access, request.path_params["playlist_id"], "change")
+        playlist_id = self._own_playlist(access, request.path_params["playlist_id"],
+                                         "change").id
         body = await _json_body(request)
         if "name" in body and (not isinstance(body["name"], str) or not body["name"].strip()):
             raise _ApiError(400, "Invalid playlist name")
-        with self._lock:
-            for key in ("name", "description"):
-                if key in body:
-                    playlist[key] = str(body[key])
-            if "public" in body:
-                playlist["public"] = bool(body["public"])
-            playlist["version"] += 1
+        changes: dict[str, Any] = {key: str(body[key]) for key in ("name", "description")
+                                   if key in body}
+        if "public" in body:
+            changes["public"] = int(bool(body["public"]))
+        # The column names come from the fixed keys above, never from the request.
+        assignments = "".join(f"{column} = ?, " for column in changes)
+        with self._write() as db:
+            db.execute(f"UPDATE playlists SET {assignments}version = version + 1 WHERE id = ?",
+                       (*changes.values(), playlist_id))
         return Response(status_code=200)
 
     async def _unfollow(self, request: Request) -> Response:
         access = self._authorized(request, "playlist-modify-private", "playlist-modify-public")
-        playlist = self.playlists.get(request.path_params["playlist_id"])
-        if playlist is None:
-            raise _ApiError(404, "Resource not found")
-        with self._lock:
-            if playlist["owner"] == access.user:
-                playlist["followed"] = False
+        with self._write() as db:
+            playlist = self._load_playlist(db, request.path_params["playlist_id"])
+            if playlist is None:
+                raise _ApiError(404, "Resource not found")
+            if playlist.owner == access.user:
+                db.execute("UPDATE playlists SET followed = 0 WHERE id = ?", (playlist.id,))
         return Response(status_code=200)
 
 
@@ -1035,8 +1201,8 @@ def _iso_ms(ms: int) -> str:
     return f"{stamp}.{millis:03d}Z"
 
 
-def _snapshot(playlist: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(f"v{playlist['version']}".encode()).decode().rstrip("=")
+def _snapshot(version: int) -> str:
+    return base64.urlsafe_b64encode(f"v{version}".encode()).decode().rstrip("=")
 
 
 def _reason(status: int) -> str:
