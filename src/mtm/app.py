@@ -67,7 +67,10 @@ def connect_spotify(settings: Settings, emulator: Emulator | None = None
                                client_secret=settings.spotify_client_secret,
                                accounts_url=SPOTIFY_ACCOUNTS_URL, api_url=SPOTIFY_API_URL)
         return client, f"{SPOTIFY_ACCOUNTS_URL}/authorize", None
-    emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID)
+    # Its tokens and playlists live next to the app's database, so they survive restarts
+    # and `mtm sync` in another process can use them.
+    emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID,
+                                    state_path=settings.data_dir / "emulator.sqlite3")
     client = SpotifyClient(client_id=EMULATOR_CLIENT_ID, client_secret=None,
                            accounts_url=Emulator.accounts_url, api_url=Emulator.api_url,
                            transport=emulator.transport())
@@ -93,6 +96,8 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         finally:
             await scheduler.stop()
             await spotify.aclose()
+            if emulator is not None:
+                emulator.close()
             db.close()
 
     middleware = [

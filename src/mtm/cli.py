@@ -58,7 +58,7 @@ def _sync(args: argparse.Namespace) -> int:
     database = db.Database(settings.database_path)
 
     async def one_pass() -> list[tuple[int, sync.SyncRun | None]]:
-        client, _, _ = connect_spotify(settings)
+        client, _, emulator = connect_spotify(settings)
         try:
             scheduler = Scheduler(database, client, interval=0, holder=make_holder("cli"))
             if args.user is None:
@@ -69,6 +69,8 @@ def _sync(args: argparse.Namespace) -> int:
             return await scheduler.run_once([user_id])
         finally:
             await client.aclose()
+            if emulator is not None:
+                emulator.close()
 
     try:
         results = asyncio.run(one_pass())
