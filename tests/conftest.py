@@ -19,6 +19,14 @@ from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
 BASE_URL = "http://127.0.0.1:8000"
 
 
+BROWSER_DIR = Path(__file__).resolve().parent / "browser"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run browser tests last: Playwright's sync API leaves an event loop running."""
+    items.sort(key=lambda item: BROWSER_DIR in item.path.parents)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     """anyio runs async tests on asyncio."""

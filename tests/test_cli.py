@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,7 +43,15 @@ def test_vendor_check_passes_on_the_committed_files(capsys) -> None:
     assert main(["vendor", "--check"]) == 0
 
 
-def test_sync_command_uses_the_servers_tokens(tmp_path: Path, monkeypatch, capsys) -> None:
+def run_cli(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run `python -m mtm` in its own process, as cron would."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "MTM_"))}
+    environ.update({"MTM_DATA_DIR": str(data_dir), "MTM_SECRET_KEY": "k", **env})
+    return subprocess.run([sys.executable, "-m", "mtm", *args], env=environ, cwd=data_dir,
+                          capture_output=True, text=True, timeout=120)
+
+
+async def test_sync_command_uses_the_servers_tokens(tmp_path: Path) -> None:
     """A user signed in through the server is synced by `mtm sync` in another process."""
     import asyncio
 
@@ -50,37 +61,28 @@ def test_sync_command_uses_the_servers_tokens(tmp_path: Path, monkeypatch, capsy
     from mtm.config import load_settings
     from tests.conftest import BASE_URL, sign_in
 
-    monkeypatch.setenv("MTM_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MTM_SECRET_KEY", "k")
-    monkeypatch.setenv("MTM_DEMO_PLAYS", "0")
-    monkeypatch.setenv("MTM_SYNC_INTERVAL", "0")
-    monkeypatch.delenv("SPOTIFY_CLIENT_ID", raising=False)
+    settings = load_settings(env_file=None, force_demo=True, overrides={
+        "MTM_DATA_DIR": str(tmp_path), "MTM_SECRET_KEY": "k", "MTM_DEMO_PLAYS": "0",
+        "MTM_SYNC_INTERVAL": "0"})
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
+        await sign_in(client)
+    with sqlite3.connect(tmp_path / "mtm.sqlite3") as conn:
+        # The access token has run out by the time cron runs: the refresh must work.
+        conn.execute("UPDATE tokens SET expires_at = 0")
 
-    async def signed_in_through_the_server() -> None:
-        app = create_app(load_settings(env_file=None))
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=BASE_URL) as client:
-            await sign_in(client)
-            with sqlite3.connect(tmp_path / "mtm.sqlite3") as conn:
-                # The access token has run out by the time cron runs: refresh must work.
-                conn.execute("UPDATE tokens SET expires_at = 0")
-
-    asyncio.run(signed_in_through_the_server())
-    capsys.readouterr()
-    assert main(["sync", "--user", "demo"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("user 1: ok,"), out
+    done = await asyncio.to_thread(run_cli, ["sync", "--user", "demo"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("user 1: ok,"), done.stdout
     with sqlite3.connect(tmp_path / "mtm.sqlite3") as conn:
         assert conn.execute("SELECT reconnect_needed FROM users").fetchone()[0] == 0
         assert conn.execute("SELECT count(*) FROM top_snapshots").fetchone()[0] > 0
-    assert main(["sync", "--user", "nobody"]) == 2
-    assert "no user 'nobody'" in capsys.readouterr().err
+    unknown = await asyncio.to_thread(run_cli, ["sync", "--user", "nobody"], tmp_path)
+    assert unknown.returncode == 2 and "no user 'nobody'" in unknown.stderr
 
 
-def test_sync_command_reports_failure(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv("MTM_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("MTM_SECRET_KEY", "k")
-    monkeypatch.delenv("SPOTIFY_CLIENT_ID", raising=False)
+def test_sync_command_reports_failure(tmp_path: Path) -> None:
     from mtm import db, users
 
     conn = db.connect(tmp_path / "mtm.sqlite3")
@@ -90,9 +92,9 @@ def test_sync_command_reports_failure(tmp_path: Path, monkeypatch, capsys) -> No
     users.save_tokens(conn, user_id, access_token="x", refresh_token="y", expires_at=0,
                       scope="", new_consent=True)
     conn.close()
-    assert main(["sync"]) == 1
-    out = capsys.readouterr().out
-    assert "failed" in out and "reconnect" in out.lower()
+    done = run_cli(["sync"], tmp_path)
+    assert done.returncode == 1
+    assert "failed" in done.stdout and "reconnect" in done.stdout.lower()
 
 
 def test_bad_sync_interval_is_a_clear_error(tmp_path: Path, monkeypatch, capsys) -> None:

@@ -64,7 +64,7 @@ async def test_new_listener_sees_an_empty_state(client: httpx.AsyncClient) -> No
     assert page.status_code == 200
     assert "No plays recorded yet" in page.text
     assert "<canvas" not in page.text
-    assert "Synced just now, 0 new plays." in page.text
+    assert "Synced just now, no new plays." in page.text
 
 
 async def test_show_more_pages_through_history(client: httpx.AsyncClient) -> None:
@@ -122,6 +122,10 @@ async def test_planned_pages(client: httpx.AsyncClient, path: str, title: str) -
 async def test_not_found_page_and_fragment(client: httpx.AsyncClient) -> None:
     page = await client.get("/no/such/page")
     assert page.status_code == 404 and "<html" in page.text and "Not Found" in page.text
+    assert "<nav" not in page.text
+    await sign_in(client)
+    signed_in = await client.get("/no/such/page")
+    assert signed_in.status_code == 404 and '<nav class="site-nav"' in signed_in.text
     fragment = await client.get("/no/such/page", headers=HX)
     assert fragment.status_code == 404
     assert fragment.text.startswith('<section class="card error-card" role="alert"')

@@ -46,9 +46,10 @@ class Dashboard:
             "datasets": [{"label": "Minutes listened", "data": [d.minutes for d in self.last_days]},
                          {"label": "Plays", "data": [d.plays for d in self.last_days],
                           "type": "line", "yAxisID": "y1"}],
-            "options": {"scales": {"y": {"title": {"display": True, "text": "Minutes"}},
-                                   "y1": {"position": "right", "grid": {"display": False},
-                                          "title": {"display": True, "text": "Plays"}}}},
+            # No axis titles: the legend names both series and phones need the width.
+            "options": {"scales": {"y": {"beginAtZero": True},
+                                   "y1": {"position": "right", "beginAtZero": True,
+                                          "grid": {"display": False}}}},
         }
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from mtm.db import DatabaseUnavailable
 from mtm.rendering import render
+from mtm.session import current_user
 from mtm.spotify.client import SpotifyError
 
 log = logging.getLogger("mtm.errors")
@@ -39,6 +40,8 @@ def invalid_input(request: Request, message: str) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    # Unknown URLs never pass a login check; load the user so the page keeps its navigation.
+    await current_user(request)
     detail = exc.detail if exc.detail != HTTPStatus(exc.status_code).phrase else None
     if exc.status_code == 403 and detail and "CSRF" in detail:
         detail = ("This form has expired or did not come from this app (" + detail.rstrip(".")

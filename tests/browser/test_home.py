@@ -1,0 +1,253 @@
+"""The Home dashboard: chart, figures, recent plays and refresh, with JavaScript on and off."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from urllib.parse import parse_qs, urljoin, urlsplit
+
+from playwright.sync_api import Page, expect
+
+from .helpers import ConsoleErrors, assert_no_horizontal_scroll
+
+CHART = 'canvas[data-chart="chart-last-30"]'
+PAGE_SIZE = 20
+
+# Counts the canvas pixels close to each chart colour (bars: --chart-1, line: --chart-2),
+# and all painted (non-transparent) pixels.
+PIXELS_JS = """(canvas) => {
+  const ctx = canvas.getContext("2d");
+  const {data} = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const near = (i, rgb) => Math.abs(data[i] - rgb[0]) <= 8 && Math.abs(data[i + 1] - rgb[1]) <= 8
+    && Math.abs(data[i + 2] - rgb[2]) <= 8 && data[i + 3] >= 240;
+  let painted = 0, bars = 0, line = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i + 3] !== 0) painted++;
+    if (near(i, [0x1d, 0xb9, 0x54])) bars++;
+    if (near(i, [0x3b, 0x82, 0xf6])) line++;
+  }
+  const blank = document.createElement("canvas");
+  blank.width = canvas.width;
+  blank.height = canvas.height;
+  return {painted, bars, line, total: data.length / 4, width: canvas.width,
+          height: canvas.height, differsFromBlank: canvas.toDataURL() !== blank.toDataURL()};
+}"""
+
+
+def _number(text: str) -> int:
+    match = re.match(r"\s*([\d,]+)", text)
+    assert match, f"not a number: {text!r}"
+    return int(match.group(1).replace(",", ""))
+
+
+def _play_times(page: Page) -> list[datetime]:
+    values = page.locator("#recent-plays li.play time").evaluate_all(
+        "(nodes) => nodes.map((n) => n.getAttribute('datetime'))")
+    times = [datetime.fromisoformat(v) for v in values]
+    assert all(t.tzinfo is not None for t in times), f"play times without a zone: {values}"
+    return times
+
+
+def _assert_newest_first(times: list[datetime]) -> None:
+    assert times == sorted(times, reverse=True), "plays are not listed newest first"
+    assert len(set(times)) == len(times), "the same play is listed twice"
+
+
+def _show_more(page: Page):
+    return page.locator("#recent-plays > li.more").get_by_role("link", name="Show more")
+
+
+# JavaScript on
+
+
+def test_chart_is_drawn_and_not_blank(signed_in_page: Page) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.reload()
+    canvas = page.locator(CHART)
+    expect(canvas).to_have_attribute("data-drawn", "true")
+    expect(canvas).to_have_attribute("role", "img")
+    expect(canvas).to_have_attribute("aria-label", re.compile("minutes listened", re.I))
+    box = canvas.bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 150, f"chart too small: {box}"
+
+    # Chart.js animates: wait until both the bars and the plays line are on the canvas.
+    page.wait_for_function(
+        """(canvas) => {
+          const {data} = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+          let bars = 0, line = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i + 3] < 240) continue;
+            if (Math.abs(data[i] - 0x1d) <= 8 && Math.abs(data[i + 1] - 0xb9) <= 8
+                && Math.abs(data[i + 2] - 0x54) <= 8) bars++;
+            if (Math.abs(data[i] - 0x3b) <= 8 && Math.abs(data[i + 1] - 0x82) <= 8
+                && Math.abs(data[i + 2] - 0xf6) <= 8) line++;
+          }
+          return bars > 500 && line > 100;
+        }""",
+        arg=canvas.element_handle(),
+        timeout=10_000,
+    )
+    pixels = canvas.evaluate(PIXELS_JS)
+    assert pixels["differsFromBlank"], f"the chart canvas is blank: {pixels}"
+    assert pixels["painted"] > pixels["total"] * 0.02, f"almost nothing painted: {pixels}"
+    assert pixels["bars"] > 500, f"no minute bars drawn: {pixels}"
+    assert pixels["line"] > 100, f"no plays line drawn: {pixels}"
+    errors.assert_none()
+
+
+def test_headline_figures_are_positive(signed_in_page: Page) -> None:
+    page = signed_in_page
+    figures = page.locator("dl.figures .figure")
+    expect(figures).to_have_count(6)
+    values = {}
+    for i in range(6):
+        figure = figures.nth(i)
+        values[figure.locator("dt").inner_text().strip()] = _number(
+            figure.locator("dd").inner_text())
+    assert list(values) == ["Plays", "Hours listened", "Artists", "Tracks", "Current streak",
+                            "Longest streak"]
+    for name in ("Plays", "Hours listened", "Artists", "Tracks", "Longest streak"):
+        assert values[name] > 0, f"{name} is {values[name]}: {values}"
+    # The generated history has 20,000 plays; the first sync may add the recent 50.
+    assert values["Plays"] >= 20_000, values
+    assert values["Artists"] <= values["Tracks"] <= values["Plays"], values
+    assert values["Current streak"] <= values["Longest streak"], values
+    # Hours: at most 20 minutes a play on average is a sane upper bound for music.
+    assert values["Hours listened"] < values["Plays"] / 3, values
+    expect(page.locator("ol.ranking").first.locator("li")).not_to_have_count(0)
+
+
+def test_show_more_appends_without_navigation(signed_in_page: Page) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.reload()
+    plays = page.locator("#recent-plays > li.play")
+    expect(plays).to_have_count(PAGE_SIZE)
+    url = page.url
+    first = _play_times(page)
+    page.evaluate("() => { window.__marker = 1; }")
+    # htmx may replaceState() the same URL (a same-document navigation); a page load is a bug.
+    loads: list[str] = []
+    page.on("domcontentloaded", lambda p: loads.append(p.url))
+
+    for pages in (2, 3):
+        more = _show_more(page)
+        expect(more).to_have_count(1)
+        href = more.get_attribute("href") or ""
+        assert urlsplit(href).path == "/plays" and "before" in parse_qs(urlsplit(href).query)
+        with page.expect_response(lambda r: urlsplit(r.url).path == "/plays") as answer:
+            more.click()
+        assert answer.value.status == 200
+        assert answer.value.request.headers.get("hx-request") == "true"
+        assert "<html" not in answer.value.text().lower(), "HTMX got a full page, not a fragment"
+        expect(plays).to_have_count(PAGE_SIZE * pages)
+        # The old "Show more" item was replaced, not kept next to the new one.
+        expect(page.locator("#recent-plays > li.more")).to_have_count(1)
+        expect(page.locator("#recent-plays > li.more")).to_be_visible()
+        assert page.url == url
+        assert page.evaluate("() => window.__marker") == 1, "the page was reloaded"
+
+    assert loads == [], f"the page loaded again: {loads}"
+    times = _play_times(page)
+    assert times[:PAGE_SIZE] == first
+    _assert_newest_first(times)
+    # The "Show more" item is last, after every play.
+    expect(page.locator("#recent-plays > li").last).to_have_class(re.compile(r"\bmore\b"))
+    errors.assert_none()
+
+
+def test_refresh_swaps_dashboard_in_place(signed_in_page: Page) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.reload()
+    expect(page.locator(CHART)).to_have_attribute("data-drawn", "true")
+    # Load a second page of plays first: a real swap puts the dashboard back to 20.
+    _show_more(page).click()
+    expect(page.locator("#recent-plays > li.play")).to_have_count(2 * PAGE_SIZE)
+    page.evaluate("() => { window.__marker = 1; document.getElementById('dashboard').dataset.old"
+                  " = 'yes'; }")
+    url = page.url
+
+    refresh = page.locator("#sync-status").get_by_role("link", name="Refresh")
+    with page.expect_response(lambda r: urlsplit(r.url).path == "/"
+                              and r.request.headers.get("hx-request") == "true") as answer:
+        refresh.click()
+    assert answer.value.status == 200
+    body = answer.value.text()
+    assert "<html" not in body.lower() and 'id="dashboard"' in body
+
+    dashboard = page.locator("#dashboard")
+    expect(dashboard).not_to_have_attribute("data-old", "yes")
+    expect(page.locator("#dashboard")).to_have_count(1)
+    expect(page.locator("#recent-plays > li.play")).to_have_count(PAGE_SIZE)
+    expect(page.locator(CHART)).to_have_count(1)
+    expect(page.locator(CHART)).to_have_attribute("data-drawn", "true")
+    expect(page.locator("dl.figures .figure")).to_have_count(6)
+    assert page.url == url
+    assert page.evaluate("() => window.__marker") == 1, "Refresh reloaded the whole page"
+    # Still one header and one main: the fragment did not nest a page inside the page.
+    expect(page.locator("header.site-header")).to_have_count(1)
+    expect(page.locator("main")).to_have_count(1)
+    errors.assert_none()
+
+
+# JavaScript off
+
+
+def test_nojs_chart_has_table_alternative(nojs_page: Page) -> None:
+    page = nojs_page
+    canvas = page.locator(CHART)
+    expect(canvas).to_have_count(1)
+    # Nothing drew it: charts.js did not run.
+    assert canvas.get_attribute("data-drawn") is None
+    data_block = page.locator("script#chart-last-30[type='application/json']")
+    expect(data_block).to_have_count(1)
+
+    details = page.locator("figure.chart details")
+    expect(details).to_have_count(1)
+    expect(details.locator("summary")).to_be_visible()
+    rows = details.locator("table tbody tr")
+    expect(rows).to_have_count(30)
+    # The table is usable without JavaScript: opening the details shows it.
+    details.locator("summary").click()
+    expect(details.locator("table")).to_be_visible()
+    days = rows.locator("th").all_inner_texts()
+    assert len(set(days)) == 30, f"days repeat in the table: {days}"
+    cells = rows.evaluate_all(
+        "(rows) => rows.map((r) => [...r.querySelectorAll('td')].map((c) => c.textContent))")
+    assert all(len(c) == 2 and all(v.strip().isdigit() for v in c) for c in cells), cells
+    assert sum(int(c[1]) for c in cells) > 0, "no plays in the last 30 days"
+    assert_no_horizontal_scroll(page)
+
+
+def test_nojs_show_more_opens_older_plays_page(nojs_page: Page, live_server: str) -> None:
+    page = nojs_page
+    expect(page.locator("#recent-plays > li.play")).to_have_count(PAGE_SIZE)
+    home_times = _play_times(page)
+    _assert_newest_first(home_times)
+    assert_no_horizontal_scroll(page)
+
+    more = _show_more(page)
+    href = more.get_attribute("href") or ""
+    with page.expect_navigation():
+        more.click()
+    assert urlsplit(page.url).path == "/plays"
+    assert page.url == urljoin(live_server, href)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your plays")
+    expect(page.locator("#recent-plays > li.play")).to_have_count(PAGE_SIZE)
+    older = _play_times(page)
+    _assert_newest_first(older)
+    assert max(older) < min(home_times), (
+        f"'Show more' listed plays that are not older than the home page's last one: "
+        f"{max(older)} >= {min(home_times)}")
+    assert_no_horizontal_scroll(page)
+
+    # The page has its own "Show more", leading further back.
+    next_href = _show_more(page).get_attribute("href") or ""
+    assert next_href != href
+    _show_more(page).click()
+    page.wait_for_url(re.compile(r"/plays\?before="))
+    assert page.url == urljoin(live_server, next_href)
+    expect(page.locator("#recent-plays > li.play")).to_have_count(PAGE_SIZE)
+    assert max(_play_times(page)) < min(older)
