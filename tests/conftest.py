@@ -19,6 +19,19 @@ from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
 BASE_URL = "http://127.0.0.1:8000"
 
 
+class Clock:
+    """A clock the test moves by hand (for the emulator and the client)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 
 

@@ -23,29 +23,17 @@ from mtm.spotify.client import (
     Unauthorized,
 )
 from mtm.spotify.emulator import Emulator
+from tests.conftest import Clock
 
 REDIRECT = "http://127.0.0.1:8000/callback"
 START = 1_790_000_000.0
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class Harness:
     """An emulator, a client wired to it, and the sleeps the client asked for."""
 
     def __init__(self) -> None:
-        self.clock = Clock()
+        self.clock = Clock(START)
         self.emulator = Emulator(clock=self.clock)
         self.sleeps: list[float] = []
 

@@ -17,23 +17,11 @@ from starlette.routing import Mount
 from mtm.config import SCOPES
 from mtm.spotify import oauth
 from mtm.spotify.emulator import IN_PROCESS_BASE, Emulator
+from tests.conftest import Clock
 
 REDIRECT = "http://127.0.0.1:8000/callback"
 START = 1_790_000_000.0
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def authorize_params(**overrides: str) -> dict[str, str]:
@@ -49,7 +37,7 @@ def with_emulator(test):
     """Run an async test body with a fresh emulator, its clock and an httpx client on it."""
     def wrapper(*args, **kwargs):
         async def main():
-            clock = Clock()
+            clock = Clock(START)
             emulator = Emulator(clock=clock)
             async with httpx.AsyncClient(transport=emulator.transport(),
                                          base_url=IN_PROCESS_BASE) as http:
@@ -175,7 +163,7 @@ async def test_decide_agree_and_cancel_redirect_back_with_state(emulator, clock,
 
 @pytest.mark.parametrize("mount", ["app", "routes"])
 def test_authorize_form_works_when_mounted_under_a_prefix(mount):
-    emulator = Emulator(clock=Clock())
+    emulator = Emulator(clock=Clock(START))
     if mount == "app":
         outer = Starlette(routes=[Mount("/emulator", app=emulator.app)])
     else:
@@ -332,7 +320,7 @@ async def test_new_plays_appear_as_the_clock_advances(emulator, clock, http):
 
 
 def test_play_stream_is_deterministic_continuous_and_fast():
-    clock = Clock()
+    clock = Clock(START)
     started = time.perf_counter()
     fresh = Emulator(clock=clock, seed=7)
     plays = fresh.recent_plays("demo")

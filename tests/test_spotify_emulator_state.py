@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from mtm.spotify.emulator import IN_PROCESS_BASE, Emulator
-from tests.test_spotify_emulator import Clock, access_token, bearer
+from tests.conftest import Clock
+from tests.test_spotify_emulator import START, access_token, bearer
 
 Factory = Callable[..., Emulator]
 
@@ -57,7 +58,7 @@ async def refresh(http: httpx.AsyncClient, token: str) -> httpx.Response:
 
 
 async def test_tokens_issued_by_one_emulator_work_on_another(emulators: Factory) -> None:
-    clock = Clock()
+    clock = Clock(START)
     first, second = emulators(clock=clock), emulators(clock=clock)
     async with on(first) as http_one, on(second) as http_two:
         tokens = await access_token(first, http_one)
@@ -79,7 +80,7 @@ async def test_tokens_issued_by_one_emulator_work_on_another(emulators: Factory)
 
 
 async def test_tokens_survive_a_restart(emulators: Factory) -> None:
-    clock = Clock()
+    clock = Clock(START)
     before = emulators(clock=clock)
     async with on(before) as http:
         tokens = await access_token(before, http)
@@ -95,7 +96,7 @@ async def test_tokens_survive_a_restart(emulators: Factory) -> None:
 
 
 async def test_without_a_state_path_each_emulator_keeps_its_own_state() -> None:
-    first, second = Emulator(clock=Clock()), Emulator(clock=Clock())
+    first, second = Emulator(clock=Clock(START)), Emulator(clock=Clock(START))
     async with on(first) as http_one, on(second) as http_two:
         tokens = await access_token(first, http_one)
         assert (await http_one.get("/v1/me", headers=bearer(tokens))).status_code == 200
@@ -106,7 +107,7 @@ async def test_without_a_state_path_each_emulator_keeps_its_own_state() -> None:
 
 
 async def test_expire_switches_persist(emulators: Factory) -> None:
-    clock = Clock()
+    clock = Clock(START)
     first, second = emulators(clock=clock), emulators(clock=clock)
     async with on(first) as http_one, on(second) as http_two:
         tokens = await access_token(first, http_one)
@@ -128,7 +129,7 @@ async def test_expire_switches_persist(emulators: Factory) -> None:
 
 
 async def test_playlists_survive_a_restart(emulators: Factory) -> None:
-    clock = Clock()
+    clock = Clock(START)
     before = emulators(clock=clock)
     uris = [f"spotify:track:{t.spotify_id}" for t in before.catalogue.tracks[:150]]
     async with on(before) as http:
@@ -170,7 +171,7 @@ async def test_playlists_survive_a_restart(emulators: Factory) -> None:
 
 
 async def test_items_added_at_a_position_keep_their_order(emulators: Factory) -> None:
-    emulator = emulators(clock=Clock())
+    emulator = emulators(clock=Clock(START))
     tracks = [f"spotify:track:{t.spotify_id}" for t in emulator.catalogue.tracks[:8]]
     async with on(emulator) as http:
         tokens = await access_token(emulator, http)
@@ -207,7 +208,7 @@ def race(racers: list[Emulator], token: str) -> list[int]:
 
 def test_concurrent_refreshes_of_one_token_let_exactly_one_through(
         emulators: Factory) -> None:
-    clock = Clock()
+    clock = Clock(START)
     racers = [emulators(clock=clock) for _ in range(4)]
 
     async def issue() -> str:
@@ -295,7 +296,7 @@ def test_state_file_uses_wal_and_refuses_another_seed(emulators: Factory,
 
 
 async def test_tokens_nobody_can_use_are_pruned(emulators: Factory, state_path: Path) -> None:
-    clock = Clock()
+    clock = Clock(START)
     emulator = emulators(clock=clock)
     async with on(emulator) as http:
         tokens = await access_token(emulator, http)

@@ -20,17 +20,10 @@ from mtm.scheduler import Scheduler
 from mtm.spotify import oauth
 from mtm.spotify.client import SpotifyClient
 from mtm.spotify.emulator import Emulator
+from tests.conftest import Clock
 
-
-class Clock:
-    """A clock the test moves forward."""
-
-    def __init__(self) -> None:
-        # An evening: the demo listener is playing, so every hour brings new plays.
-        self.now = datetime(2026, 11, 20, 18, 30, tzinfo=UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
+# An evening: the demo listener is playing, so every hour brings new plays.
+EVENING = datetime(2026, 11, 20, 18, 30, tzinfo=UTC).timestamp()
 
 
 @dataclass
@@ -67,7 +60,7 @@ async def world(tmp_path: Path):
     conn = db.connect(path)
     db.migrate(conn)
     conn.close()
-    clock = Clock()
+    clock = Clock(EVENING)
     emulator = Emulator(client_id="mtm-demo", clock=clock)
     client = SpotifyClient(client_id="mtm-demo", client_secret=None,
                            accounts_url=Emulator.accounts_url, api_url=Emulator.api_url,
