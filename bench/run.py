@@ -74,6 +74,43 @@ async def bench_pages(data_dir: Path, runs: int) -> list[tuple[str, str, float, 
     return rows
 
 
+async def bench_sync(data_dir: Path, runs: int) -> list[tuple[str, float, float]]:
+    """Server time of a sync that stores 50 new plays, against the in-process emulator."""
+    from mtm import accounts, db, sync
+    from mtm.config import SCOPES
+    from mtm.spotify import oauth
+    from mtm.spotify.client import SpotifyClient
+    from mtm.spotify.emulator import Emulator
+
+    results: dict[str, list[float]] = {"plays only (sign-in)": [], "full (scheduler)": []}
+    for i in range(runs):
+        path = data_dir / f"sync-{i}.sqlite3"
+        conn = db.connect(path)
+        db.migrate(conn)
+        conn.close()
+        emulator = Emulator(client_id="mtm-demo")
+        client = SpotifyClient(client_id="mtm-demo", client_secret=None,
+                               accounts_url=Emulator.accounts_url, api_url=Emulator.api_url,
+                               transport=emulator.transport())
+        database = db.Database(path)
+        verifier = oauth.make_verifier()
+        code = emulator.grant_code("demo", redirect_uri=BASE + "/callback",
+                                   code_challenge=oauth.challenge_for(verifier),
+                                   scope=" ".join(SCOPES))
+        user = await accounts.complete_login(database, client, code, accounts.LoginAttempt(
+            verifier, BASE + "/callback", None))
+        label = "plays only (sign-in)" if i % 2 == 0 else "full (scheduler)"
+        started = time.perf_counter()
+        run = await sync.sync_user(database, client, user, holder="bench",
+                                   plays_only=i % 2 == 0, pacer=sync.Pacer(interval=0))
+        results[label].append((time.perf_counter() - started) * 1000)
+        assert run is not None and run.plays_added == 50, run
+        await client.aclose()
+        database.close()
+        emulator.close()
+    return [(label, statistics.median(t), max(t)) for label, t in results.items()]
+
+
 def main() -> int:
     """Build the history, run the measurements, print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -91,11 +128,16 @@ def main() -> int:
         os.environ.update({"MTM_DATA_DIR": tmp})
         rows = asyncio.run(bench_pages(Path(tmp), args.runs))
         size = (Path(tmp) / "mtm.sqlite3").stat().st_size / 1e6
+        syncs = asyncio.run(bench_sync(Path(tmp), 20))
     print(f"\nmtm demo-data --plays {args.plays} --years {args.years:g}: {generated:.1f} s "
           f"(wall, including start-up); database {size:.0f} MB")
     print("\n| page | shape | median ms | p95 ms |\n|---|---|---|---|")
     for label, shape, median, p95 in rows:
         print(f"| {label} | {shape} | {median:.1f} | {p95:.1f} |")
+    print("\n| sync storing 50 new plays (emulator in-process, pacing off) | median ms | max ms |"
+          "\n|---|---|---|")
+    for label, median, worst in syncs:
+        print(f"| {label} | {median:.1f} | {worst:.1f} |")
     return 0
 
 
