@@ -101,3 +101,36 @@ def test_delete_history(conn: sqlite3.Connection, user_id: int) -> None:
     assert history.delete_history(conn, user_id) == 2
     for table in ("plays", "user_tracks", "user_artists", "listening_days"):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0
+
+
+def test_local_hours_across_daylight_saving(conn: sqlite3.Connection, user_id: int) -> None:
+    conn.execute("UPDATE preferences SET timezone = 'Europe/Berlin'")
+    # Berlin skipped 02:00-03:00 on 29 March 2026: 00:30 UTC is 01:30, 01:30 UTC is 03:30.
+    first = int(datetime(2026, 3, 29, 0, 30, tzinfo=UTC).timestamp())
+    history.add_plays(conn, user_id, [make_play(first), make_play(first + 3600, 2)])
+    hours = conn.execute("SELECT day, hour FROM listening_hours ORDER BY hour").fetchall()
+    assert [tuple(h) for h in hours] == [("2026-03-29", 1), ("2026-03-29", 3)]
+
+
+def test_stale_rollups_are_rebuilt(conn: sqlite3.Connection, user_id: int) -> None:
+    history.add_plays(conn, user_id, [make_play(1_700_000_000 + i * 900, i) for i in range(30)])
+    before = conn.execute("SELECT * FROM listening_hours ORDER BY 1, 2, 3").fetchall()
+    assert before
+    conn.execute("DELETE FROM listening_hours")
+    conn.execute("UPDATE users SET rollups_version = 0")
+    assert history.refresh_stale_rollups(conn) == [user_id]
+    assert conn.execute("SELECT * FROM listening_hours ORDER BY 1, 2, 3").fetchall() == before
+    assert history.refresh_stale_rollups(conn) == []
+
+
+def test_every_write_bumps_the_history_version(conn: sqlite3.Connection, user_id: int) -> None:
+    versions = [history.history_version(conn, user_id)]
+    history.add_plays(conn, user_id, [make_play(100)])
+    versions.append(history.history_version(conn, user_id))
+    history.add_plays(conn, user_id, [make_play(100)])  # nothing new: same version
+    versions.append(history.history_version(conn, user_id))
+    history.rebuild_rollups(conn, user_id)
+    versions.append(history.history_version(conn, user_id))
+    history.delete_history(conn, user_id)
+    versions.append(history.history_version(conn, user_id))
+    assert versions == [0, 1, 1, 2, 3]

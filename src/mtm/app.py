@@ -15,7 +15,7 @@ from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
 from mtm import db as database
-from mtm import demo
+from mtm import demo, history
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
 from mtm.rendering import make_templates
 from mtm.routes import build_routes
@@ -50,6 +50,9 @@ def prepare_database(settings: Settings) -> None:
         applied = database.migrate(conn)
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
+        rebuilt = history.refresh_stale_rollups(conn)
+        if rebuilt:
+            log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)
             if settings.demo_plays and demo.ensure_demo_history(

@@ -12,6 +12,9 @@ from mtm.db import transaction
 from mtm.users import user_timezone
 
 SOURCES = ("api", "export", "demo")
+# Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
+ROLLUPS_VERSION = 1
+ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours")
 
 
 @dataclass(frozen=True)
@@ -77,21 +80,21 @@ def play_key(when: str | int | float | datetime) -> int:
     return int(moment.timestamp())
 
 
-class LocalDays:
-    """Maps UTC seconds to the local calendar day, cached per quarter hour."""
+class LocalTime:
+    """Maps UTC seconds to the local (day, hour), cached per quarter hour."""
 
     def __init__(self, timezone: str) -> None:
         self.zone = ZoneInfo(timezone)
-        self._cache: dict[int, str] = {}
+        self._cache: dict[int, tuple[str, int]] = {}
 
-    def __call__(self, ts: int) -> str:
+    def __call__(self, ts: int) -> tuple[str, int]:
         # Every time-zone offset and DST change in use falls on a quarter hour.
         bucket = ts // 900
-        day = self._cache.get(bucket)
-        if day is None:
-            day = datetime.fromtimestamp(bucket * 900, self.zone).date().isoformat()
-            self._cache[bucket] = day
-        return day
+        found = self._cache.get(bucket)
+        if found is None:
+            moment = datetime.fromtimestamp(bucket * 900, self.zone)
+            found = self._cache[bucket] = (moment.date().isoformat(), moment.hour)
+        return found
 
 
 # --- catalogue ---------------------------------------------------------------
@@ -191,7 +194,7 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
 _INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming_plays (
     played_at INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, artist_id INTEGER NOT NULL,
     ms_played INTEGER NOT NULL, source TEXT NOT NULL, context_uri TEXT, skipped INTEGER,
-    day TEXT NOT NULL)"""
+    day TEXT NOT NULL, hour INTEGER NOT NULL)"""
 
 
 def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -> int:
@@ -200,7 +203,10 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
     Runs in one transaction: a failure stores nothing, so a retried sync completes it.
     """
     with transaction(conn):
-        days = LocalDays(user_timezone(conn, user_id))
+        # With no plays yet, rollups kept on write are complete: nothing to rebuild later.
+        conn.execute("UPDATE users SET rollups_version = ? WHERE id = ? AND NOT EXISTS "
+                     "(SELECT 1 FROM plays WHERE user_id = ?)", (ROLLUPS_VERSION, user_id, user_id))
+        local = LocalTime(user_timezone(conn, user_id))
         track_rows: dict[TrackIn, tuple[int, int]] = {}
         conn.execute(_INCOMING)
         conn.execute("DELETE FROM incoming_plays")
@@ -214,10 +220,10 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
             rows.append((play.played_at, ids[0], ids[1], max(0, int(play.ms_played)),
                          play.source, play.context_uri,
                          None if play.skipped is None else int(play.skipped),
-                         days(play.played_at)))
+                         *local(play.played_at)))
         # The first copy of a play within one batch wins, like a stored one does.
-        conn.executemany("INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         rows)
+        conn.executemany(
+            "INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("""DELETE FROM incoming_plays WHERE EXISTS (SELECT 1 FROM plays
                         WHERE user_id = ? AND plays.played_at = incoming_plays.played_at)""",
                      (user_id,))
@@ -249,12 +255,31 @@ def _apply_incoming(conn: sqlite3.Connection, user_id: int) -> None:
            SELECT ?, day, count(*), sum(ms_played) FROM incoming_plays WHERE true GROUP BY day
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                ms_played = ms_played + excluded.ms_played""", (user_id,))
+    conn.execute(
+        """INSERT INTO listening_hours (user_id, day, hour, plays, ms_played)
+           SELECT ?, day, hour, count(*), sum(ms_played) FROM incoming_plays WHERE true
+           GROUP BY day, hour
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""", (user_id,))
+    bump_version(conn, user_id)
+
+
+def bump_version(conn: sqlite3.Connection, user_id: int) -> None:
+    """Mark the user's history as changed, so cached figures are recomputed."""
+    conn.execute("UPDATE users SET history_version = history_version + 1 WHERE id = ?",
+                 (user_id,))
+
+
+def history_version(conn: sqlite3.Connection, user_id: int) -> int:
+    """The counter bumped by every write to the user's plays."""
+    row = conn.execute("SELECT history_version FROM users WHERE id = ?", (user_id,)).fetchone()
+    return row[0] if row else 0
 
 
 def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
     """Recompute a user's rollups from their plays (after a time-zone change or a restore)."""
     with transaction(conn):
-        for table in ("user_tracks", "user_artists", "listening_days"):
+        for table in ROLLUP_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
         for table, column in (("user_tracks", "track_id"), ("user_artists", "artist_id")):
             conn.execute(
@@ -263,21 +288,42 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
                     SELECT user_id, {column}, count(*), sum(ms_played), min(played_at),
                            max(played_at)
                     FROM plays WHERE user_id = ? GROUP BY {column}""", (user_id,))
-        days = LocalDays(user_timezone(conn, user_id))
-        totals: dict[str, list[int]] = {}
+        local = LocalTime(user_timezone(conn, user_id))
+        hours: dict[tuple[str, int], list[int]] = {}
         for played_at, ms in conn.execute(
                 "SELECT played_at, ms_played FROM plays WHERE user_id = ?", (user_id,)):
-            entry = totals.setdefault(days(played_at), [0, 0])
+            entry = hours.setdefault(local(played_at), [0, 0])
             entry[0] += 1
             entry[1] += ms
         conn.executemany(
-            "INSERT INTO listening_days (user_id, day, plays, ms_played) VALUES (?, ?, ?, ?)",
-            [(user_id, day, n, ms) for day, (n, ms) in totals.items()])
+            "INSERT INTO listening_hours (user_id, day, hour, plays, ms_played) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(user_id, day, hour, n, ms) for (day, hour), (n, ms) in hours.items()])
+        conn.execute(
+            """INSERT INTO listening_days (user_id, day, plays, ms_played)
+               SELECT user_id, day, sum(plays), sum(ms_played) FROM listening_hours
+               WHERE user_id = ? GROUP BY day""", (user_id,))
+        conn.execute("UPDATE users SET rollups_version = ? WHERE id = ?",
+                     (ROLLUPS_VERSION, user_id))
+        bump_version(conn, user_id)
+
+
+def refresh_stale_rollups(conn: sqlite3.Connection) -> list[int]:
+    """Rebuild the rollups of users whose rollups predate the current generation."""
+    stale = [r[0] for r in conn.execute(
+        "SELECT id FROM users WHERE rollups_version < ?", (ROLLUPS_VERSION,))]
+    for user_id in stale:
+        rebuild_rollups(conn, user_id)
+    return stale
 
 
 def delete_history(conn: sqlite3.Connection, user_id: int) -> int:
     """Delete a user's plays and rollups; return how many plays were deleted."""
     with transaction(conn):
-        for table in ("user_tracks", "user_artists", "listening_days"):
+        for table in ROLLUP_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-        return conn.execute("DELETE FROM plays WHERE user_id = ?", (user_id,)).rowcount
+        deleted = conn.execute("DELETE FROM plays WHERE user_id = ?", (user_id,)).rowcount
+        conn.execute("UPDATE users SET rollups_version = ? WHERE id = ?",
+                     (ROLLUPS_VERSION, user_id))
+        bump_version(conn, user_id)
+        return deleted
