@@ -54,13 +54,48 @@ async def measure(client: httpx.AsyncClient, path: str, headers: dict[str, str],
     return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
 
 
+RANGES = ("7d", "30d", "90d", "6m", "12m", "all")
+
+
+def plays_figure(html: str) -> int:
+    """The Plays headline figure of the analytics page."""
+    return int(re.search(r"<dt>Plays</dt><dd>([\d,]+)", html).group(1).replace(",", ""))
+
+
+# Seconds, going back from two hours ago, that no play has used yet.
+_fresh_seconds = iter(range(int(time.time()) - 7200, 0, -7))
+
+
+async def cold(client: httpx.AsyncClient, app, path: str, runs: int) -> tuple[float, float]:
+    """Time the first request after a new play: the cache must miss and nothing be stale."""
+    from mtm import history
+    from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
+
+    db = app.state.services.db
+    track = TrackIn("benchtrack0000000000001", "Bench Track", (ArtistIn(
+        "benchartist00000000001", "Bench Artist"),), AlbumIn(None, "Bench Album"), 200_000)
+    times = []
+    for _ in range(runs):
+        before = plays_figure((await client.get(path)).text)
+        # A second no play has used yet: a duplicate would change nothing and hit the cache.
+        when = next(_fresh_seconds)
+        added = await db.run(history.add_plays, 1, [PlayIn(when, track, 200_000, "api")])
+        assert added == 1
+        started = time.perf_counter()
+        response = await client.get(path, headers={"HX-Request": "true"})
+        times.append((time.perf_counter() - started) * 1000)
+        assert plays_figure(response.text) == before + added, "stale analytics after a new play"
+    times.sort()
+    return statistics.median(times), times[max(0, int(len(times) * 0.95) - 1)]
+
+
 async def bench_pages(data_dir: Path, runs: int) -> list[tuple[str, str, float, float]]:
-    """Time each page, full and fragment."""
+    """Time each page, full and fragment, warm; and analytics right after new plays."""
     from mtm.app import create_app
     from mtm.config import load_settings
 
-    settings = load_settings(env_file=None, force_demo=True,
-                             overrides={"MTM_DATA_DIR": str(data_dir), "MTM_DEMO_PLAYS": "0"})
+    settings = load_settings(env_file=None, force_demo=True, overrides={
+        "MTM_DATA_DIR": str(data_dir), "MTM_DEMO_PLAYS": "0", "MTM_SYNC_INTERVAL": "0"})
     app = create_app(settings)
     rows = []
     async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -68,9 +103,15 @@ async def bench_pages(data_dir: Path, runs: int) -> list[tuple[str, str, float, 
         await sign_in(client)
         home = (await client.get("/")).text
         more = re.search(r'href="http://127\.0\.0\.1:8000(/plays\?before=\d+)"', home).group(1)
-        for label, path in (("/ (dashboard)", "/"), ("/plays?before=…", more)):
+        pages = [("/ (dashboard)", "/"), ("/plays?before=…", more)]
+        pages += [(f"/analytics?range={key}", f"/analytics?range={key}") for key in RANGES]
+        for label, path in pages:
             for shape, headers in (("page", {}), ("fragment", {"HX-Request": "true"})):
                 rows.append((label, shape, *await measure(client, path, headers, runs)))
+        for key in RANGES:
+            path = f"/analytics?range={key}"
+            rows.append((path, "fragment, first after a new play", *await cold(
+                client, app, path, max(5, runs // 5))))
     return rows
 
 

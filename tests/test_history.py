@@ -108,8 +108,8 @@ def test_local_hours_across_daylight_saving(conn: sqlite3.Connection, user_id: i
     # Berlin skipped 02:00-03:00 on 29 March 2026: 00:30 UTC is 01:30, 01:30 UTC is 03:30.
     first = int(datetime(2026, 3, 29, 0, 30, tzinfo=UTC).timestamp())
     history.add_plays(conn, user_id, [make_play(first), make_play(first + 3600, 2)])
-    hours = conn.execute("SELECT day, hour FROM listening_hours ORDER BY hour").fetchall()
-    assert [tuple(h) for h in hours] == [("2026-03-29", 1), ("2026-03-29", 3)]
+    hours = conn.execute("SELECT day, hour, weekday FROM listening_hours ORDER BY hour")
+    assert [tuple(h) for h in hours] == [("2026-03-29", 1, 6), ("2026-03-29", 3, 6)]
 
 
 def test_stale_rollups_are_rebuilt(conn: sqlite3.Connection, user_id: int) -> None:
@@ -134,3 +134,21 @@ def test_every_write_bumps_the_history_version(conn: sqlite3.Connection, user_id
     history.delete_history(conn, user_id)
     versions.append(history.history_version(conn, user_id))
     assert versions == [0, 1, 1, 2, 3]
+
+
+def test_whole_history_heatmap_matches_the_hours(conn: sqlite3.Connection, user_id: int) -> None:
+    conn.execute("UPDATE preferences SET timezone = 'Asia/Kolkata'")
+    history.add_plays(conn, user_id, [make_play(1_700_000_000 + i * 5000, i) for i in range(60)])
+    history.add_plays(conn, user_id, [make_play(1_700_000_000 + i * 7000, i) for i in range(60)])
+
+    def weekhours() -> list:
+        return [tuple(r) for r in conn.execute(
+            "SELECT weekday, hour, plays, ms_played FROM listening_weekhours ORDER BY 1, 2")]
+
+    summed = [tuple(r) for r in conn.execute(
+        "SELECT weekday, hour, sum(plays), sum(ms_played) FROM listening_hours "
+        "GROUP BY weekday, hour ORDER BY 1, 2")]
+    # 120 plays, 9 of which land on the same second in both batches.
+    assert weekhours() == summed and sum(r[2] for r in summed) == 111
+    history.rebuild_rollups(conn, user_id)
+    assert weekhours() == summed

@@ -106,8 +106,7 @@ async def test_bad_cursor_is_422(client: httpx.AsyncClient, cursor: str) -> None
     assert "<html" not in fragment.text and 'role="alert"' in fragment.text
 
 
-@pytest.mark.parametrize("path,title", [("/analytics", "Analytics"),
-                                        ("/playlists", "Playlists"),
+@pytest.mark.parametrize("path,title", [("/playlists", "Playlists"),
                                         ("/settings", "Settings")])
 async def test_planned_pages(client: httpx.AsyncClient, path: str, title: str) -> None:
     await sign_in(client)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -14,8 +14,8 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
+from mtm import analytics, demo, history
 from mtm import db as database
-from mtm import demo, history
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
 from mtm.rendering import make_templates
 from mtm.routes import build_routes
@@ -41,6 +41,7 @@ class Services:
     authorize_endpoint: str
     scheduler: Scheduler
     emulator: Emulator | None = None
+    analytics_cache: analytics.Cache = field(default_factory=analytics.Cache)
 
 
 def prepare_database(settings: Settings) -> None:

@@ -14,7 +14,8 @@ from mtm.users import user_timezone
 SOURCES = ("api", "export", "demo")
 # Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
 ROLLUPS_VERSION = 1
-ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours")
+ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours",
+                 "listening_weekhours")
 
 
 @dataclass(frozen=True)
@@ -81,19 +82,20 @@ def play_key(when: str | int | float | datetime) -> int:
 
 
 class LocalTime:
-    """Maps UTC seconds to the local (day, hour), cached per quarter hour."""
+    """Maps UTC seconds to the local (day, hour, weekday), cached per quarter hour."""
 
     def __init__(self, timezone: str) -> None:
         self.zone = ZoneInfo(timezone)
-        self._cache: dict[int, tuple[str, int]] = {}
+        self._cache: dict[int, tuple[str, int, int]] = {}
 
-    def __call__(self, ts: int) -> tuple[str, int]:
+    def __call__(self, ts: int) -> tuple[str, int, int]:
         # Every time-zone offset and DST change in use falls on a quarter hour.
         bucket = ts // 900
         found = self._cache.get(bucket)
         if found is None:
             moment = datetime.fromtimestamp(bucket * 900, self.zone)
-            found = self._cache[bucket] = (moment.date().isoformat(), moment.hour)
+            found = (moment.date().isoformat(), moment.hour, moment.weekday())
+            self._cache[bucket] = found
         return found
 
 
@@ -194,7 +196,7 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
 _INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming_plays (
     played_at INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, artist_id INTEGER NOT NULL,
     ms_played INTEGER NOT NULL, source TEXT NOT NULL, context_uri TEXT, skipped INTEGER,
-    day TEXT NOT NULL, hour INTEGER NOT NULL)"""
+    day TEXT NOT NULL, hour INTEGER NOT NULL, weekday INTEGER NOT NULL)"""
 
 
 def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -> int:
@@ -223,7 +225,7 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
                          *local(play.played_at)))
         # The first copy of a play within one batch wins, like a stored one does.
         conn.executemany(
-            "INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("""DELETE FROM incoming_plays WHERE EXISTS (SELECT 1 FROM plays
                         WHERE user_id = ? AND plays.played_at = incoming_plays.played_at)""",
                      (user_id,))
@@ -256,9 +258,15 @@ def _apply_incoming(conn: sqlite3.Connection, user_id: int) -> None:
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                ms_played = ms_played + excluded.ms_played""", (user_id,))
     conn.execute(
-        """INSERT INTO listening_hours (user_id, day, hour, plays, ms_played)
-           SELECT ?, day, hour, count(*), sum(ms_played) FROM incoming_plays WHERE true
+        """INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played)
+           SELECT ?, day, hour, weekday, count(*), sum(ms_played) FROM incoming_plays WHERE true
            GROUP BY day, hour
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""", (user_id,))
+    conn.execute(
+        """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
+           SELECT ?, weekday, hour, count(*), sum(ms_played) FROM incoming_plays WHERE true
+           GROUP BY weekday, hour
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                ms_played = ms_played + excluded.ms_played""", (user_id,))
     bump_version(conn, user_id)
@@ -289,20 +297,24 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
                            max(played_at)
                     FROM plays WHERE user_id = ? GROUP BY {column}""", (user_id,))
         local = LocalTime(user_timezone(conn, user_id))
-        hours: dict[tuple[str, int], list[int]] = {}
+        hours: dict[tuple[str, int, int], list[int]] = {}
         for played_at, ms in conn.execute(
                 "SELECT played_at, ms_played FROM plays WHERE user_id = ?", (user_id,)):
             entry = hours.setdefault(local(played_at), [0, 0])
             entry[0] += 1
             entry[1] += ms
         conn.executemany(
-            "INSERT INTO listening_hours (user_id, day, hour, plays, ms_played) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [(user_id, day, hour, n, ms) for (day, hour), (n, ms) in hours.items()])
+            "INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(user_id, *key, n, ms) for key, (n, ms) in hours.items()])
         conn.execute(
             """INSERT INTO listening_days (user_id, day, plays, ms_played)
                SELECT user_id, day, sum(plays), sum(ms_played) FROM listening_hours
                WHERE user_id = ? GROUP BY day""", (user_id,))
+        conn.execute(
+            """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
+               SELECT user_id, weekday, hour, sum(plays), sum(ms_played) FROM listening_hours
+               WHERE user_id = ? GROUP BY weekday, hour""", (user_id,))
         conn.execute("UPDATE users SET rollups_version = ? WHERE id = ?",
                      (ROLLUPS_VERSION, user_id))
         bump_version(conn, user_id)

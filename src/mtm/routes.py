@@ -7,7 +7,7 @@ from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
-from mtm.views import auth, health, home, upcoming
+from mtm.views import analytics, assets, auth, health, home, upcoming
 
 
 def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRoute]:
@@ -15,7 +15,7 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
     routes: list[BaseRoute] = [
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
-        Route("/analytics", upcoming.analytics, name="analytics"),
+        Route("/analytics", analytics.analytics_page, name="analytics"),
         Route("/playlists", upcoming.playlists, name="playlists"),
         Route("/settings", upcoming.settings, name="settings"),
         Route("/signin", auth.signin, name="signin"),
@@ -23,6 +23,7 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/callback", auth.callback, name="callback"),
         Route("/logout", auth.logout, methods=["POST"], name="logout"),
         Route("/healthz", health.healthz, name="healthz"),
+        Route("/favicon.ico", assets.favicon, name="favicon"),
         Mount("/static", app=StaticFiles(directory=settings.static_dir), name="static"),
     ]
     if emulator is not None:

@@ -107,3 +107,17 @@ def user_timezone(conn: sqlite3.Connection, user_id: int) -> str:
     """The user's IANA time zone (UTC until they choose one)."""
     row = conn.execute("SELECT timezone FROM preferences WHERE user_id = ?", (user_id,)).fetchone()
     return row[0] if row else "UTC"
+
+
+def week_start(conn: sqlite3.Connection, user_id: int) -> int:
+    """The weekday weeks start on (0 Monday, 6 Sunday)."""
+    row = conn.execute("SELECT week_start FROM preferences WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return row[0] if row else 0
+
+
+def chart_metric(conn: sqlite3.Connection, user_id: int) -> str:
+    """Whether charts rank by plays or by minutes unless the page says otherwise."""
+    row = conn.execute("SELECT chart_metric FROM preferences WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return row[0] if row else "plays"

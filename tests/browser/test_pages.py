@@ -22,7 +22,7 @@ class Case(NamedTuple):
 
 CASES = [
     Case("/", 200, "Hello, Demo Listener", "Home", "Home"),
-    Case("/analytics", 200, "Analytics", "Analytics", "Analytics"),
+    Case("/analytics", 200, "Analytics · 12 months", "Analytics · 12 months", "Analytics"),
     Case("/playlists", 200, "Playlists", "Playlists", "Playlists"),
     Case("/settings", 200, "Settings", "Settings", "Settings"),
     Case("/plays", 200, "Your plays", "Your plays", "Home"),
@@ -51,7 +51,10 @@ def _check_page(page: Page, case: Case, base_url: str) -> None:
         expect(nav.get_by_role("link", name=case.current)).to_have_attribute(
             "aria-current", "page")
 
-    if case.path in ("/analytics", "/playlists", "/settings"):
+    if case.path == "/analytics":
+        expect(page.locator("#analytics canvas[data-chart]")).to_have_count(4)
+        expect(page.locator("table.heatmap tbody tr")).to_have_count(7)
+    if case.path in ("/playlists", "/settings"):
         upcoming = page.locator("#upcoming")
         expect(upcoming).to_be_visible()
         expect(upcoming.get_by_text("Coming soon", exact=True)).to_be_visible()

@@ -9,9 +9,6 @@ from mtm.rendering import render
 from mtm.session import login_required
 
 PLANNED = {
-    "analytics": ("Analytics",
-                  "Listening over time, top genres, artists and tracks, and when you listen, "
-                  "for any range from a week to your whole history."),
     "playlists": ("Playlists",
                   "Turn your history into Spotify playlists: forgotten gems, recent "
                   "discoveries, your current rotation, on this day, and your year in review."),
@@ -25,12 +22,6 @@ def _upcoming(request: Request, key: str) -> Response:
     title, description = PLANNED[key]
     return render(request, "upcoming", "upcoming",
                   {"page_key": key, "title": title, "description": description})
-
-
-@login_required
-async def analytics(request: Request) -> Response:
-    """Analytics (coming soon)."""
-    return _upcoming(request, "analytics")
 
 
 @login_required
