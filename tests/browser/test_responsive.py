@@ -12,7 +12,7 @@ from .conftest import sign_in
 from .helpers import assert_no_horizontal_scroll
 
 HEIGHT = 800
-PHONE, DESKTOP = 375, 1280
+PHONE, TABLET, DESKTOP = 375, 768, 1280
 CHART = 'canvas[data-chart="chart-last-30"]'
 
 
@@ -48,7 +48,7 @@ def _assert_inside_viewport(page: Page, selector: str, width: int) -> None:
         f"{selector} sticks out of the {width} px viewport: {box}")
 
 
-@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+@pytest.mark.parametrize("width", [PHONE, TABLET, DESKTOP])
 def test_home_layout(new_context: Any, live_server: str, tmp_path: Path, width: int) -> None:
     page = sign_in(_page(new_context, width), live_server)
     expect(page.locator(CHART)).to_have_attribute("data-drawn", "true")
@@ -77,8 +77,12 @@ def test_home_layout(new_context: Any, live_server: str, tmp_path: Path, width: 
     else:
         assert _same_row(first, third) and third["x"] > second["x"], (
             f"more than two figure columns expected at {width} px: {first} {second} {third}")
-        # 1280 px is wide enough for all six in one row.
-        assert all(_same_row(first, box) for box in rest), [first, *rest]
+        if width == TABLET:
+            # Three columns: the fourth figure starts the second row.
+            assert not _same_row(first, rest[0]) and abs(rest[0]["x"] - first["x"]) < 2, rest
+        else:
+            # 1280 px is wide enough for all six in one row.
+            assert all(_same_row(first, box) for box in rest), [first, *rest]
 
     # The chart fills its card at every width.
     chart = page.locator(CHART).bounding_box()
@@ -86,7 +90,7 @@ def test_home_layout(new_context: Any, live_server: str, tmp_path: Path, width: 
     assert chart and card and chart["width"] > card["width"] * 0.8, (chart, card)
 
 
-@pytest.mark.parametrize("width", [PHONE, DESKTOP])
+@pytest.mark.parametrize("width", [PHONE, TABLET, DESKTOP])
 def test_signin_layout(new_context: Any, tmp_path: Path, width: int) -> None:
     page = _page(new_context, width)
     page.goto("/signin")
