@@ -86,7 +86,7 @@ def test_ranges_without_javascript(nojs_page: Page) -> None:
     assert_no_horizontal_scroll(page)
 
 
-@pytest.mark.parametrize("width", [375, 1280])
+@pytest.mark.parametrize("width", [375, 768, 1280])
 def test_analytics_fits_the_screen(new_context, base_url: str, width: int, tmp_path) -> None:
     from .conftest import sign_in
 
