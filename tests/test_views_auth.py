@@ -198,3 +198,14 @@ async def test_signed_in_user_skips_signin_page(client: httpx.AsyncClient) -> No
     await sign_in(client)
     response = await client.get("/signin")
     assert response.status_code == 303 and response.headers["location"] == "/"
+
+
+async def test_every_queued_message_is_shown(client: httpx.AsyncClient, emulator) -> None:
+    emulator.fail("/v1/me/player/recently-played", 503, times=5)
+    await sign_in(client)
+    home = (await client.get("/")).text
+    assert "the first fetch of your plays failed" in home
+    assert "Signed in. Welcome!" in home
+    # Shown once: gone on the next page.
+    again = (await client.get("/")).text
+    assert "Signed in. Welcome!" not in again

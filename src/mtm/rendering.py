@@ -27,7 +27,8 @@ def is_partial(request: Request) -> bool:
 
 def flash(request: Request, message: str, category: str = "info") -> None:
     """Queue a one-shot message for the next page the user sees."""
-    request.session.setdefault("flash", []).append([category, message])
+    # A new list, not an in-place append: the session only saves values it sees assigned.
+    request.session["flash"] = [*request.session.get("flash", []), [category, message]]
 
 
 def pop_flashes(request: Request) -> list[tuple[str, str]]:
