@@ -112,6 +112,23 @@ async def bench_pages(data_dir: Path, runs: int) -> list[tuple[str, str, float, 
             path = f"/analytics?range={key}"
             rows.append((path, "fragment, first after a new play", *await cold(
                 client, app, path, max(5, runs // 5))))
+        rows += await previews(client, runs)
+    return rows
+
+
+async def previews(client: httpx.AsyncClient, runs: int) -> list[tuple[str, str, float, float]]:
+    """Time the playlist preview of every source (the fragment HTMX swaps in, and a page)."""
+    year = time.gmtime().tm_year - 1  # the last full year: the most plays to rank
+    rows = []
+    for source, count in (("forgotten_gems", 50), ("recent_discoveries", 50),
+                          ("current_rotation", 50), ("on_this_day", 50),
+                          ("year_in_review", 50), ("year_in_review", 200)):
+        path = f"/playlists/preview?source={source}&count={count}&year={year}"
+        shapes = (("fragment", {"HX-Request": "true"}),)
+        if count == 200:
+            shapes += (("page", {}),)
+        for shape, headers in shapes:
+            rows.append((path, shape, *await measure(client, path, headers, runs)))
     return rows
 
 

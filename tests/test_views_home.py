@@ -1,4 +1,4 @@
-"""Home dashboard, the paged plays list, and the planned pages: full page and fragment."""
+"""Home dashboard and the paged plays list: full page and fragment."""
 
 from __future__ import annotations
 
@@ -104,18 +104,6 @@ async def test_bad_cursor_is_422(client: httpx.AsyncClient, cursor: str) -> None
     fragment = await client.get("/plays", params={"before": cursor}, headers=HX)
     assert fragment.status_code == 422
     assert "<html" not in fragment.text and 'role="alert"' in fragment.text
-
-
-@pytest.mark.parametrize("path,title", [("/playlists", "Playlists"),
-                                        ("/settings", "Settings")])
-async def test_planned_pages(client: httpx.AsyncClient, path: str, title: str) -> None:
-    await sign_in(client)
-    page = await client.get(path)
-    assert page.status_code == 200
-    assert f'aria-current="page">{title}' in page.text
-    assert "Coming soon" in page.text
-    fragment = await client.get(path, headers=HX)
-    assert fragment.text.startswith('<section id="upcoming"')
 
 
 async def test_not_found_page_and_fragment(client: httpx.AsyncClient) -> None:

@@ -7,7 +7,8 @@ from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
-from mtm.views import analytics, assets, auth, health, home, upcoming
+from mtm.views import analytics, assets, auth, health, home, playlists
+from mtm.views import settings as settings_page
 
 
 def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRoute]:
@@ -16,8 +17,46 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
         Route("/analytics", analytics.analytics_page, name="analytics"),
-        Route("/playlists", upcoming.playlists, name="playlists"),
-        Route("/settings", upcoming.settings, name="settings"),
+        Route("/playlists", playlists.playlists_page, name="playlists"),
+        Route("/playlists", playlists.create, methods=["POST"], name="playlists_create"),
+        Route("/playlists/preview", playlists.preview, name="playlists_preview"),
+        Route("/playlists/preview", playlists.preview_form, methods=["POST"],
+              name="playlists_preview_form"),
+        Route("/playlists/{playlist_id:int}", playlists.detail, name="playlist"),
+        Route("/playlists/{playlist_id:int}/retry", playlists.retry, methods=["POST"],
+              name="playlist_retry"),
+        Route("/playlists/{playlist_id:int}/rename", playlists.rename_form,
+              name="playlist_rename"),
+        Route("/playlists/{playlist_id:int}/rename", playlists.rename, methods=["POST"],
+              name="playlist_rename_save"),
+        Route("/playlists/{playlist_id:int}/delete", playlists.delete_confirm,
+              name="playlist_delete"),
+        Route("/playlists/{playlist_id:int}/delete", playlists.delete, methods=["POST"],
+              name="playlist_delete_confirmed"),
+        Route("/settings", settings_page.settings_page, name="settings"),
+        Route("/settings/sync", settings_page.sync_status, name="settings_sync_status"),
+        Route("/settings/sync", settings_page.sync_now, methods=["POST"], name="settings_sync"),
+        Route("/settings/preferences", settings_page.save_preferences, methods=["POST"],
+              name="settings_preferences"),
+        Route("/settings/export/{fmt}", settings_page.export, name="settings_export"),
+        Route("/settings/backups", settings_page.create_backup, methods=["POST"],
+              name="settings_backup_create"),
+        Route("/settings/backups/{backup_id:int}/download", settings_page.download_backup,
+              name="settings_backup_download"),
+        Route("/settings/backups/{backup_id:int}/restore", settings_page.confirm_restore,
+              name="settings_restore_confirm"),
+        Route("/settings/backups/{backup_id:int}/restore", settings_page.restore,
+              methods=["POST"], name="settings_restore"),
+        Route("/settings/backups/{backup_id:int}/delete", settings_page.confirm_delete_backup,
+              name="settings_backup_delete_confirm"),
+        Route("/settings/backups/{backup_id:int}/delete", settings_page.delete_backup,
+              methods=["POST"], name="settings_backup_delete"),
+        Route("/settings/clear", settings_page.confirm_clear, name="settings_clear_confirm"),
+        Route("/settings/clear", settings_page.clear, methods=["POST"], name="settings_clear"),
+        Route("/settings/disconnect", settings_page.confirm_disconnect,
+              name="settings_disconnect_confirm"),
+        Route("/settings/disconnect", settings_page.disconnect, methods=["POST"],
+              name="settings_disconnect"),
         Route("/signin", auth.signin, name="signin"),
         Route("/login", auth.login, name="login"),
         Route("/callback", auth.callback, name="callback"),

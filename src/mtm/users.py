@@ -121,3 +121,10 @@ def chart_metric(conn: sqlite3.Connection, user_id: int) -> str:
     row = conn.execute("SELECT chart_metric FROM preferences WHERE user_id = ?",
                        (user_id,)).fetchone()
     return row[0] if row else "plays"
+
+
+def playlist_source(conn: sqlite3.Connection, user_id: int) -> str:
+    """The playlist source the Playlists form starts on (callers check it is still known)."""
+    row = conn.execute("SELECT playlist_source FROM preferences WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return row[0] if row else "current_rotation"

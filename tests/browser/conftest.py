@@ -30,6 +30,8 @@ CHROMIUM_ARGS = [
 ]
 SECRET_KEY = "browser-tests-not-a-secret-0123456789abcdef"
 STARTUP_TIMEOUT = 30.0
+# Where the live server keeps its data (its database and the emulator's state).
+LIVE_DATA_DIR = pytest.StashKey[Path]()
 DEMO_DATA_TIMEOUT = 600
 
 
@@ -120,6 +122,7 @@ def live_server(pytestconfig: pytest.Config) -> Iterator[str]:
         root = Path(tmp)
         data_dir = root / "data"
         data_dir.mkdir()
+        pytestconfig.stash[LIVE_DATA_DIR] = data_dir
         env = _server_env(data_dir)
         # cwd is the temp dir so a developer's .env in the repo cannot leak in.
         seeded = subprocess.run(
@@ -149,6 +152,12 @@ def live_server(pytestconfig: pytest.Config) -> Iterator[str]:
             yield base
         finally:
             _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def live_data_dir(live_server: str, pytestconfig: pytest.Config) -> Path | None:
+    """The live server's data directory; None for a server given with --base-url."""
+    return pytestconfig.stash.get(LIVE_DATA_DIR, None)
 
 
 @pytest.fixture(scope="session")

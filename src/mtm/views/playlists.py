@@ -1,0 +1,383 @@
+"""The Playlists page: preview a source, create it on Spotify, retry, rename and delete."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette_wtf import csrf_protect
+
+from mtm import accounts, playlists
+from mtm.playlists import Choice, Playlist
+from mtm.rendering import flash, is_partial, redirect, render
+from mtm.session import current_user, login_required
+from mtm.spotify.client import ADD_ITEMS_CHUNK, NotFound, SpotifyError
+from mtm.views.errors import error_response
+
+log = logging.getLogger("mtm.playlists")
+FIELDS = ("source", "year", "count", "name")
+NOT_YOURS = "There is no such playlist among yours."
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Why a request made no playlist, shown where the result would have been."""
+
+    title: str
+    message: str
+    hint: str | None = None
+    tone: str = "error"
+
+
+def _field(form: FormData | Mapping[str, Any], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _new_key() -> str:
+    return str(uuid.uuid4())
+
+
+async def _page(request: Request, user_id: int, *, values: dict[str, str],
+                choice: Choice | None, fragment: str, status_code: int = 200,
+                errors: dict[str, str] | None = None, key: str | None = None,
+                years: list[int] | None = None, result: Playlist | None = None,
+                notice: Notice | None = None, oob: bool = False,
+                data: playlists.Overview | None = None) -> Response:
+    """The Playlists page, or one of its fragments for HTMX, with everything it shows."""
+    if data is None:
+        data = await request.app.state.services.db.run(playlists.overview, user_id, choice,
+                                                       years=years)
+    context = {
+        "sources": list(playlists.SOURCES.values()), "years": data.years, "values": values,
+        "errors": errors or {}, "key": key or _new_key(), "preview": data.preview,
+        "result": result, "notice": notice, "playlists": data.playlists, "oob": oob,
+        "max_count": playlists.MAX_COUNT, "name_max": playlists.NAME_MAX,
+    }
+    return render(request, "playlists", fragment, context, status_code=status_code)
+
+
+def _no_tracks(preview: playlists.Preview, years: list[int]) -> Notice:
+    source = preview.source
+    if source.needs_year and not years:
+        return Notice(f"No tracks for {source.label} yet",
+                      "You have no plays yet, so there is no year to review.", tone="info")
+    return Notice(f"No tracks for {source.label} yet", source.empty_hint,
+                  "Only tracks with a Spotify id can go on a playlist; plays imported without "
+                  "one are left out.", tone="info")
+
+
+@login_required
+async def playlists_page(request: Request) -> Response:
+    """The form with a preview of the preferred source, the last result, and the history."""
+    user = await current_user(request)
+    db = request.app.state.services.db
+    result = None
+    raw = request.query_params.get("created", "")
+    if raw.isdigit() and len(raw) <= 18:
+        result = await db.run(playlists.get_playlist, user.id, int(raw))
+    choice = await db.run(playlists.initial_choice, user.id,
+                          result.source if result else None, result.year if result else None)
+    return await _page(request, user.id, values=playlists.values_of(choice), choice=choice,
+                       fragment="playlists", result=result)
+
+
+@login_required
+async def preview(request: Request) -> Response:
+    """The tracks a source would add: the page without JavaScript, the preview for HTMX."""
+    user = await current_user(request)
+    db = request.app.state.services.db
+    years = await db.run(playlists.years_with_plays, user.id)
+    choice, values, errors = playlists.parse_choice(request.query_params, years)
+    if choice is None:
+        return await _page(request, user.id, values=values, choice=None, years=years,
+                           fragment="playlist_preview", errors=errors, status_code=422)
+    data = await db.run(playlists.overview, user.id, choice, years=years)
+    assert data.preview is not None
+    return await _page(request, user.id, values=values, choice=choice, data=data,
+                       fragment="playlist_preview",
+                       status_code=200 if data.preview.tracks else 404)
+
+
+@login_required
+@csrf_protect
+async def preview_form(request: Request) -> Response:
+    """The Preview button without JavaScript: on to the preview's own address."""
+    form = await request.form()
+    query = urlencode({name: _field(form, name) for name in FIELDS})
+    return redirect(request, f"{request.url_for('playlists_preview').path}?{query}")
+
+
+@login_required
+@csrf_protect
+async def create(request: Request) -> Response:
+    """Create the chosen playlist on Spotify, once per form, and add its tracks."""
+    user = await current_user(request)
+    services = request.app.state.services
+    db, spotify = services.db, services.spotify
+    form = await request.form()
+    years = await db.run(playlists.years_with_plays, user.id)
+    choice, values, errors = playlists.parse_choice({n: _field(form, n) for n in FIELDS}, years)
+    key = _field(form, "idempotency_key")
+    if not playlists.valid_key(key):
+        errors["form"] = ("This form is missing its one-time key, so it could create a "
+                          "playlist twice. Reload the page and try again.")
+        key = ""
+    if choice is None or errors:
+        return await _page(request, user.id, values=values, choice=choice, years=years,
+                           fragment="playlist_form", errors=errors, key=key,
+                           status_code=422)
+    earlier = await db.run(playlists.find_by_key, user.id, key)
+    if earlier is not None and (earlier.created or earlier.deleted):
+        return await _replay(request, user.id, earlier, choice, values, key)
+    plan = await db.run(playlists.preview, user.id, choice)
+    if not plan.tracks:
+        return await _page(request, user.id, values=values, choice=choice, years=years,
+                           fragment="playlist_result", key=key, status_code=404,
+                           notice=_no_tracks(plan, years))
+    reservation = await db.run(playlists.reserve, user.id, key, name=plan.name,
+                               source=choice.source, year=choice.year,
+                               track_ids=[t.track_id for t in plan.tracks])
+    if reservation.outcome != "reserved":
+        return await _replay(request, user.id, reservation.playlist, choice, values, key)
+    playlist = reservation.playlist
+    try:
+        created = await accounts.with_token(
+            db, spotify, user.id, lambda token: spotify.create_playlist(
+                token, plan.name, description=playlists.description(choice.source),
+                public=False))
+        spotify_id = created.get("id")
+        if not isinstance(spotify_id, str) or not spotify_id:
+            raise SpotifyError("Spotify sent an incomplete answer; try again.",
+                               detail="create playlist answer without an id")
+    except SpotifyError as exc:
+        log.warning("creating playlist %s failed: %s %s", playlist.id, exc.message, exc.detail)
+        await db.run(playlists.release, playlist.id, exc.message)
+        return await _page(request, user.id, values=values, choice=choice, years=years,
+                           fragment="playlist_result", key=key, status_code=exc.status,
+                           notice=Notice("Spotify did not create the playlist", exc.message,
+                                         "Nothing was created on Spotify. This form is still "
+                                         "good: press Create again when Spotify is back."))
+    await db.run(playlists.mark_created, playlist.id, spotify_id,
+                 playlists.spotify_url(created, spotify_id))
+    done, error = await _add_missing(request, user.id, playlist.id, spotify_id)
+    return await _outcome(request, user.id, done, error, choice=choice, values=values,
+                          status_code=201)
+
+
+async def _add_missing(request: Request, user_id: int, playlist_id: int, spotify_id: str
+                       ) -> tuple[Playlist | None, SpotifyError | None]:
+    """Add the tracks not on Spotify yet, 100 a call, counting each call that succeeds."""
+    services = request.app.state.services
+    db, spotify = services.db, services.spotify
+    error = None
+    try:
+        uris = await db.run(playlists.pending_uris, playlist_id)
+        for start in range(0, len(uris), ADD_ITEMS_CHUNK):
+            chunk = uris[start:start + ADD_ITEMS_CHUNK]
+            await accounts.with_token(db, spotify, user_id,
+                                      lambda token, chunk=chunk: spotify.add_items(
+                                          token, spotify_id, chunk))
+            await db.run(playlists.record_added, playlist_id, len(chunk))
+    except SpotifyError as exc:
+        log.warning("adding tracks to playlist %s failed: %s %s", playlist_id, exc.message,
+                    exc.detail)
+        error = exc
+    finally:
+        await db.run(playlists.release, playlist_id, error.message if error else None)
+    # None when the playlist was deleted (from another tab) while its tracks were added.
+    return await db.run(playlists.get_playlist, user_id, playlist_id), error
+
+
+async def _outcome(request: Request, user_id: int, playlist: Playlist | None,
+                   error: SpotifyError | None, *, choice: Choice, values: dict[str, str],
+                   status_code: int) -> Response:
+    """Show a playlist after create or retry: complete, or made with tracks still missing."""
+    if playlist is None:
+        notice = Notice("The playlist was deleted meanwhile",
+                        "It was deleted while its tracks were being added.", tone="warning")
+        return await _page(request, user_id, values=values, choice=choice, notice=notice,
+                           fragment="playlist_result", oob=True, status_code=409)
+    if error is None and not is_partial(request):
+        flash(request, f"Created “{playlist.name}” on Spotify with {playlist.track_count} "
+                       f"track{'s' if playlist.track_count != 1 else ''}.", "success")
+        return redirect(request, _created_url(request, playlist))
+    # The form's key now belongs to this playlist, so the form gets a fresh one.
+    return await _page(request, user_id, values=values, choice=choice, fragment="playlist_result",
+                       result=playlist, oob=True,
+                       status_code=error.status if error else status_code)
+
+
+def _created_url(request: Request, playlist: Playlist) -> str:
+    return f"{request.url_for('playlists').path}?created={playlist.id}"
+
+
+async def _replay(request: Request, user_id: int, playlist: Playlist, choice: Choice,
+                  values: dict[str, str], key: str) -> Response:
+    """Answer a form that was sent before: never a second playlist."""
+    if playlist.deleted:
+        notice = Notice("This form was used already",
+                        f"It made “{playlist.name}”, which you have since deleted.",
+                        "The form now has a new key: press Create again to make a new playlist.")
+        return await _page(request, user_id, values=values, choice=choice, oob=True,
+                           fragment="playlist_result", notice=notice, status_code=409)
+    if not playlist.created:
+        notice = Notice("This playlist is already being created",
+                        "An earlier press of Create is still talking to Spotify.",
+                        "Wait a moment, then reload the page to see it in your playlists.",
+                        tone="warning")
+        return await _page(request, user_id, values=values, choice=choice, key=key,
+                           fragment="playlist_result", notice=notice, status_code=409)
+    if not is_partial(request):
+        flash(request, f"That form was sent already: it made “{playlist.name}”, shown below.",
+              "info")
+        return redirect(request, _created_url(request, playlist))
+    return await _page(request, user_id, values=values, choice=choice, oob=True,
+                       fragment="playlist_result", result=playlist)
+
+
+async def _own(request: Request) -> tuple[int, Playlist | None]:
+    user = await current_user(request)
+    playlist_id = request.path_params["playlist_id"]
+    return user.id, await request.app.state.services.db.run(playlists.get_playlist, user.id,
+                                                            playlist_id)
+
+
+@login_required
+async def detail(request: Request) -> Response:
+    """One playlist with its tracks; for HTMX its row in the list (the Cancel of a form)."""
+    user_id, playlist = await _own(request)
+    if playlist is None:
+        return error_response(request, 404, NOT_YOURS)
+    tracks = await request.app.state.services.db.run(playlists.playlist_tracks, user_id,
+                                                     playlist.id)
+    return render(request, "playlist", "playlist_item",
+                  {"p": playlist, "tracks": tracks, "notice": None, "oob": False,
+                   "result": None if playlist.complete else playlist})
+
+
+@login_required
+@csrf_protect
+async def retry(request: Request) -> Response:
+    """Add the tracks that failed to reach Spotify, to the same playlist."""
+    user_id, playlist = await _own(request)
+    if playlist is None:
+        return error_response(request, 404, NOT_YOURS)
+    db = request.app.state.services.db
+    choice = await db.run(playlists.initial_choice, user_id, playlist.source, playlist.year)
+    values = playlists.values_of(choice)
+    if playlist.complete:
+        if not is_partial(request):
+            flash(request, f"Every track is already on “{playlist.name}”.", "info")
+            return redirect(request, _created_url(request, playlist))
+        return await _page(request, user_id, values=values, choice=choice, result=playlist,
+                           fragment="playlist_result", oob=True)
+    if not await db.run(playlists.claim, user_id, playlist.id):
+        notice = Notice("Tracks are already being added",
+                        f"Another request is adding the missing tracks to “{playlist.name}”.",
+                        "Wait a moment, then reload the page.", tone="warning")
+        return await _page(request, user_id, values=values, choice=choice, notice=notice,
+                           fragment="playlist_result", status_code=409)
+    assert playlist.spotify_id is not None
+    done, error = await _add_missing(request, user_id, playlist.id, playlist.spotify_id)
+    if done is not None and error is None and not is_partial(request):
+        flash(request, f"All {done.track_count} tracks are now on “{done.name}”.", "success")
+        return redirect(request, _created_url(request, done))
+    return await _outcome(request, user_id, done, error, choice=choice, values=values,
+                          status_code=200)
+
+
+def _rename_form(request: Request, playlist: Playlist, name: str, error: str | None = None,
+                 status_code: int = 200) -> Response:
+    return render(request, "playlist_rename", "playlist_rename",
+                  {"p": playlist, "new_name": name, "error": error, "name_max": playlists.NAME_MAX},
+                  status_code=status_code)
+
+
+@login_required
+async def rename_form(request: Request) -> Response:
+    """The rename form: a page without JavaScript, in place of the list row with HTMX."""
+    _, playlist = await _own(request)
+    if playlist is None:
+        return error_response(request, 404, NOT_YOURS)
+    return _rename_form(request, playlist, playlist.name)
+
+
+@login_required
+@csrf_protect
+async def rename(request: Request) -> Response:
+    """Rename the playlist on Spotify, then here."""
+    user_id, playlist = await _own(request)
+    if playlist is None:
+        return error_response(request, 404, NOT_YOURS)
+    services = request.app.state.services
+    name = _field(await request.form(), "name").strip()
+    problem = playlists.name_problem(name, required=True)
+    if problem:
+        return _rename_form(request, playlist, name, problem, 422)
+    if name != playlist.name:
+        try:
+            await accounts.with_token(services.db, services.spotify, user_id,
+                                      lambda token: services.spotify.rename_playlist(
+                                          token, playlist.spotify_id, name))
+        except SpotifyError as exc:
+            log.warning("renaming playlist %s failed: %s %s", playlist.id, exc.message,
+                        exc.detail)
+            return _rename_form(request, playlist, name, f"Spotify did not rename it: "
+                                f"{exc.message}", exc.status)
+        playlist = await services.db.run(playlists.rename, user_id, playlist.id, name)
+        assert playlist is not None
+    if not is_partial(request):
+        flash(request, f"Renamed to “{playlist.name}”.", "success")
+        return redirect(request, request.url_for("playlists").path)
+    return render(request, "playlist", "playlist_item",
+                  {"p": playlist, "item_note": f"Renamed to “{playlist.name}”."})
+
+
+def _delete_form(request: Request, playlist: Playlist, error: str | None = None,
+                 status_code: int = 200) -> Response:
+    return render(request, "playlist_delete", "playlist_delete",
+                  {"p": playlist, "error": error}, status_code=status_code)
+
+
+@login_required
+async def delete_confirm(request: Request) -> Response:
+    """Ask before deleting: a page without JavaScript, in place of the list row with HTMX."""
+    _, playlist = await _own(request)
+    if playlist is None:
+        return error_response(request, 404, NOT_YOURS)
+    return _delete_form(request, playlist)
+
+
+@login_required
+@csrf_protect
+async def delete(request: Request) -> Response:
+    """Delete (unfollow) the playlist on Spotify, then drop it from the list."""
+    user_id, playlist = await _own(request)
+    if playlist is None:
+        return error_response(request, 404, NOT_YOURS)
+    services = request.app.state.services
+    if _field(await request.form(), "confirm") != "delete":
+        return _delete_form(request, playlist, "Confirm with the “Delete playlist” button.", 422)
+    try:
+        await accounts.with_token(services.db, services.spotify, user_id,
+                                  lambda token: services.spotify.unfollow_playlist(
+                                      token, playlist.spotify_id))
+    except NotFound:
+        pass  # already gone from Spotify: forgetting it here is all that is left to do
+    except SpotifyError as exc:
+        log.warning("deleting playlist %s failed: %s %s", playlist.id, exc.message, exc.detail)
+        return _delete_form(request, playlist, f"Spotify did not delete it: {exc.message}",
+                            exc.status)
+    await services.db.run(playlists.mark_deleted, user_id, playlist.id)
+    if not is_partial(request):
+        flash(request, f"Deleted “{playlist.name}”.", "success")
+        return redirect(request, request.url_for("playlists").path)
+    return render(request, "playlist_delete", "playlist_deleted", {"p": playlist})

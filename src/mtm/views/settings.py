@@ -1,0 +1,393 @@
+"""Settings: connection and sync now, preferences, exports, backups, clear, disconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette_wtf import csrf_protect
+
+from mtm import backups, connection, exports, preferences, stats, sync, users
+from mtm.rendering import flash, is_partial, redirect, render
+from mtm.session import current_user, login_required, sign_out
+from mtm.views.errors import error_response
+
+CLEAR_WORD = "DELETE"
+HISTORY_CHOICES = ("keep", "delete")
+CHOICES = {
+    "playlist_sources": preferences.PLAYLIST_SOURCES,
+    "week_starts": preferences.WEEK_STARTS,
+    "chart_metrics": preferences.CHART_METRICS,
+}
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def _sync_now(request: Request) -> connection.SyncNow:
+    """This app's registry of syncs started from Settings (made on first use)."""
+    state = request.app.state
+    manager = getattr(state, "sync_now", None)
+    if manager is None:
+        manager = state.sync_now = connection.SyncNow()
+    return manager
+
+
+def _form_values(prefs: preferences.Preferences) -> dict[str, str]:
+    return {"timezone": prefs.timezone, "week_start": str(prefs.week_start),
+            "chart_metric": prefs.chart_metric, "playlist_source": prefs.playlist_source}
+
+
+async def _context(request: Request, user: users.User, **extra: Any) -> dict[str, Any]:
+    """Everything the Settings page and its fragments show."""
+    services = request.app.state.services
+    db = services.db
+    prefs = await db.run(preferences.load, user.id)
+    progress = _sync_now(request).progress(user.id)
+    context = {
+        "connection": await db.run(connection.load, user.id),
+        "prefs": prefs,
+        "values": _form_values(prefs),
+        "errors": {},
+        "timezones": preferences.suggested_timezones(),
+        "run": await db.run(sync.latest_run, user.id),
+        "progress": progress,
+        "syncing": progress is not None or await db.run(connection.sync_running, user.id),
+        "backups": await db.run(backups.list_backups, services.settings.backups_dir, user.id),
+        "keep_auto": backups.KEEP_AUTO,
+        "scope_labels": connection.SCOPE_LABELS,
+        **CHOICES,
+    }
+    context.update(extra)
+    return context
+
+
+async def _done(request: Request, user: users.User, fragment: str) -> Response:
+    """After a successful POST: redirect a plain form, give HTMX the updated fragment."""
+    if not is_partial(request):
+        return redirect(request, request.url_for("settings").path)
+    return render(request, "settings", fragment, await _context(request, user))
+
+
+# --- the page and sync now -----------------------------------------------------------
+
+
+@login_required
+async def settings_page(request: Request) -> Response:
+    """Every setting of the signed-in user."""
+    user = await current_user(request)
+    return render(request, "settings", "settings_main", await _context(request, user))
+
+
+@login_required
+async def sync_status(request: Request) -> Response:
+    """The sync status; polled by HTMX every second while a sync runs."""
+    user = await current_user(request)
+    return render(request, "settings", "settings_sync", await _context(request, user))
+
+
+def _outcome(run: sync.SyncRun | None, timezone: str) -> tuple[str, str]:
+    if run is None:
+        return "info", "Another sync of your account started first; its result is shown below."
+    if run.outcome == "ok":
+        added = run.plays_added
+        return "success", ("Sync finished: " + (f"{_n(added, 'new play')}." if added
+                                                else "no new plays."))
+    if run.outcome == "deferred":
+        when = datetime.fromtimestamp(run.retry_at or 0, ZoneInfo(timezone))
+        return "warning", (f"Spotify asked us to wait: {run.error} The sync will be retried at "
+                           f"{when:%H:%M}.")
+    return "error", f"The sync failed: {run.error}"
+
+
+@login_required
+@csrf_protect
+async def sync_now(request: Request) -> Response:
+    """Start a sync: HTMX gets the status that polls; a plain form waits and redirects."""
+    user = await current_user(request)
+    services = request.app.state.services
+    running_elsewhere = await services.db.run(connection.sync_running, user.id)
+    # Checked and started with no await in between: two clicks cannot both start one.
+    task = None if running_elsewhere else _sync_now(request).start(
+        services.db, services.spotify, user.id, services.scheduler.pacer)
+    if task is None:
+        flash(request, "A sync of your account is already running; its progress is shown "
+              "below. Nothing new was started.", "info")
+        return render(request, "settings", "settings_sync", await _context(request, user),
+                      status_code=409)
+    if is_partial(request):
+        return render(request, "settings", "settings_sync", await _context(request, user),
+                      status_code=202)
+    # Without JavaScript the answer waits for the (short) sync; a dropped connection does
+    # not cancel it.
+    run = await asyncio.shield(task)
+    timezone = await services.db.run(users.user_timezone, user.id)
+    flash(request, *reversed(_outcome(run, timezone)))
+    return redirect(request, request.url_for("settings").path)
+
+
+# --- preferences -------------------------------------------------------------------------
+
+
+@login_required
+@csrf_protect
+async def save_preferences(request: Request) -> Response:
+    """Store the preferences; 422 with the error next to the field when invalid."""
+    user = await current_user(request)
+    form = await request.form()
+    submitted = {key: str(form.get(key, ""))[:200] for key in
+                 ("timezone", "week_start", "chart_metric", "playlist_source")}
+    prefs, errors = preferences.parse_form(submitted)
+    if prefs is None:
+        return render(request, "settings", "settings_preferences",
+                      await _context(request, user, values=submitted, errors=errors),
+                      status_code=422)
+    changed = await request.app.state.services.db.run(preferences.save, user.id, prefs)
+    message = "Preferences saved."
+    if changed:
+        message += f" Days and hours are now counted in {prefs.timezone}."
+    flash(request, message, "success")
+    return await _done(request, user, "settings_preferences")
+
+
+# --- exports -----------------------------------------------------------------------------
+
+
+@login_required
+async def export(request: Request) -> Response:
+    """Download this user's data as SQLite, JSON or CSV (a GET: it changes nothing)."""
+    fmt = request.path_params["fmt"]
+    if fmt not in exports.FORMATS:
+        return error_response(request, 404, "There is no export in that format. "
+                              "Choose SQLite, JSON or CSV.")
+    user = await current_user(request)
+    services = request.app.state.services
+    timezone = await services.db.run(users.user_timezone, user.id)
+    name = exports.file_name(fmt, stats.local_today(timezone))
+    media_type = exports.FORMATS[fmt][0]
+    headers = {"Content-Disposition": f'attachment; filename="{name}"',
+               "Cache-Control": "no-store"}
+    if fmt == "json":
+        return StreamingResponse(exports.stream_json(services.db, user.id),
+                                 media_type=media_type, headers=headers)
+    if fmt == "csv":
+        return StreamingResponse(exports.stream_csv(services.db, user.id, timezone),
+                                 media_type=media_type, headers=headers)
+    temporary = exports.temporary_path(services.settings.data_dir, user.id)
+    await services.db.run(exports.snapshot, user.id, temporary)
+    return FileResponse(temporary, media_type=media_type, headers=headers,
+                        background=BackgroundTask(temporary.unlink, missing_ok=True))
+
+
+# --- backups -----------------------------------------------------------------------------
+
+
+async def _own_backup(request: Request, user: users.User) -> backups.Backup | None:
+    return await request.app.state.services.db.run(backups.get_backup, user.id,
+                                                    request.path_params["backup_id"])
+
+
+def _not_found(request: Request) -> Response:
+    return error_response(request, 404, "There is no such backup among yours.")
+
+
+@login_required
+@csrf_protect
+async def create_backup(request: Request) -> Response:
+    """Make a backup by hand."""
+    user = await current_user(request)
+    services = request.app.state.services
+    backup = await services.db.run(backups.create_backup, services.settings.backups_dir,
+                                   user.id, "manual")
+    flash(request, f"Backup made: {_n(backup.plays, 'play')}, {backup.size_label}.", "success")
+    return await _done(request, user, "settings_backups")
+
+
+@login_required
+async def download_backup(request: Request) -> Response:
+    """Download one of this user's backup files."""
+    user = await current_user(request)
+    backup = await _own_backup(request, user)
+    if backup is None:
+        return _not_found(request)
+    path = backups.path_of(request.app.state.services.settings.backups_dir, backup)
+    if not path.is_file():
+        return error_response(request, 404, "That backup's file is no longer on the server.")
+    timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
+    stamp = datetime.fromtimestamp(backup.created_at, ZoneInfo(timezone))
+    return FileResponse(path, media_type=exports.FORMATS["sqlite"][0],
+                        filename=f"music-time-machine-backup-{stamp:%Y-%m-%d-%H%M}.sqlite3",
+                        headers={"Cache-Control": "no-store"})
+
+
+async def _confirm(request: Request, user: users.User, fragment: str, title: str,
+                   status_code: int = 200, **extra: Any) -> Response:
+    counts = await request.app.state.services.db.run(backups.data_counts, user.id)
+    context = await _context(request, user, counts=counts, title=title, confirm=fragment,
+                             **extra)
+    context.setdefault("form_errors", {})
+    context.setdefault("problem", None)
+    return render(request, "settings_confirm", fragment, context, status_code=status_code)
+
+
+@login_required
+async def confirm_restore(request: Request) -> Response:
+    """Step one of a restore: what will be replaced, and a button to go on."""
+    user = await current_user(request)
+    backup = await _own_backup(request, user)
+    if backup is None:
+        return _not_found(request)
+    return await _confirm(request, user, "settings_restore", "Restore a backup", backup=backup)
+
+
+@login_required
+@csrf_protect
+async def restore(request: Request) -> Response:
+    """Replace this user's data with a backup's, after an automatic backup."""
+    user = await current_user(request)
+    backup = await _own_backup(request, user)
+    if backup is None:
+        return _not_found(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return await _confirm(request, user, "settings_restore", "Restore a backup", 422,
+                              backup=backup,
+                              problem="Use the Restore button on this page to confirm.")
+    services = request.app.state.services
+    try:
+        result = await services.db.run(backups.restore_backup, services.settings.backups_dir,
+                                       user.id, backup.id)
+    except backups.BackupError as exc:
+        return await _confirm(request, user, "settings_restore", "Restore a backup", exc.status,
+                              backup=backup, problem=exc.message)
+    if result is None:
+        return _not_found(request)
+    timezone = await services.db.run(users.user_timezone, user.id)
+    flash(request, (f"Restored the backup of {result.backup.created_label(timezone)}: "
+                    f"{_n(result.plays, 'play')}. What you had just before was backed up first "
+                    f"({result.safety.created_label(timezone)}); restore that one to undo this."),
+          "success")
+    return await _done(request, user, "settings_main")
+
+
+@login_required
+async def confirm_delete_backup(request: Request) -> Response:
+    """Step one of deleting a backup."""
+    user = await current_user(request)
+    backup = await _own_backup(request, user)
+    if backup is None:
+        return _not_found(request)
+    return await _confirm(request, user, "settings_delete_backup", "Delete a backup",
+                          backup=backup)
+
+
+@login_required
+@csrf_protect
+async def delete_backup(request: Request) -> Response:
+    """Delete one of this user's backups."""
+    user = await current_user(request)
+    backup = await _own_backup(request, user)
+    if backup is None:
+        return _not_found(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        return await _confirm(request, user, "settings_delete_backup", "Delete a backup", 422,
+                              backup=backup,
+                              problem="Use the Delete button on this page to confirm.")
+    services = request.app.state.services
+    await services.db.run(backups.delete_backup, services.settings.backups_dir, user.id,
+                          backup.id)
+    timezone = await services.db.run(users.user_timezone, user.id)
+    flash(request, f"Deleted the backup of {backup.created_label(timezone)}.", "success")
+    return await _done(request, user, "settings_backups")
+
+
+# --- clear all data ----------------------------------------------------------------------
+
+
+@login_required
+async def confirm_clear(request: Request) -> Response:
+    """Step one of clearing all data: the counts, a checkbox and the word DELETE."""
+    user = await current_user(request)
+    return await _confirm(request, user, "settings_clear", "Clear all data",
+                          typed="", understood=False)
+
+
+@login_required
+@csrf_protect
+async def clear(request: Request) -> Response:
+    """Step two: check both confirmations, back up, then delete the listening data."""
+    user = await current_user(request)
+    form = await request.form()
+    typed = str(form.get("confirm", ""))[:50]
+    understood = form.get("understand") == "yes"
+    errors = {}
+    if not understood:
+        errors["understand"] = "Tick the box to confirm you understand what will be deleted."
+    if typed.strip() != CLEAR_WORD:
+        errors["confirm"] = f"Type {CLEAR_WORD} in capital letters to confirm."
+    if errors:
+        return await _confirm(request, user, "settings_clear", "Clear all data", 422,
+                              typed=typed, understood=understood, form_errors=errors)
+    services = request.app.state.services
+    try:
+        counts, backup = await services.db.run(backups.clear_with_backup,
+                                                services.settings.backups_dir, user.id)
+    except backups.BackupError as exc:
+        return await _confirm(request, user, "settings_clear", "Clear all data", exc.status,
+                              typed=typed, understood=understood, problem=exc.message)
+    timezone = await services.db.run(users.user_timezone, user.id)
+    flash(request, (f"Deleted all your listening data: {_n(counts.plays, 'play')}, "
+                    f"{_n(counts.snapshots, 'top-list snapshot')}, "
+                    f"{_n(counts.sync_runs, 'sync run')} and "
+                    f"{_n(counts.playlists, 'playlist record')}. A backup was taken first "
+                    f"({backup.created_label(timezone)}): to get everything back, choose Restore "
+                    "next to it under Backups."), "success")
+    return await _done(request, user, "settings_main")
+
+
+# --- disconnect --------------------------------------------------------------------------
+
+
+@login_required
+async def confirm_disconnect(request: Request) -> Response:
+    """Step one of disconnecting: keep or delete the history."""
+    user = await current_user(request)
+    return await _confirm(request, user, "settings_disconnect", "Disconnect Spotify",
+                          history_choice="keep")
+
+
+@login_required
+@csrf_protect
+async def disconnect(request: Request) -> Response:
+    """Forget the Spotify tokens, keep or delete the history, and sign out."""
+    user = await current_user(request)
+    form = await request.form()
+    choice = form.get("history")
+    if choice not in HISTORY_CHOICES or form.get("confirm") != "yes":
+        return await _confirm(request, user, "settings_disconnect", "Disconnect Spotify", 422,
+                              history_choice=choice if choice in HISTORY_CHOICES else "",
+                              form_errors={"history": "Choose whether to keep or delete your "
+                                           "listening history."})
+    services = request.app.state.services
+    try:
+        backup = await services.db.run(backups.disconnect, services.settings.backups_dir,
+                                       user.id, delete_history=choice == "delete")
+    except backups.BackupError as exc:
+        return await _confirm(request, user, "settings_disconnect", "Disconnect Spotify",
+                              exc.status, history_choice=choice, problem=exc.message)
+    sign_out(request)
+    if backup is None:
+        flash(request, "Spotify is disconnected and you are signed out. Your listening history "
+              "is kept: sign in with Spotify again to carry on recording.", "success")
+    else:
+        flash(request, "Spotify is disconnected, your listening history is deleted, and you are "
+              "signed out. A backup was kept on this server: sign in again and restore it "
+              "from Settings › Backups if you change your mind.", "success")
+    return redirect(request, request.url_for("signin").path)

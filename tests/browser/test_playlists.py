@@ -1,0 +1,278 @@
+"""Playlists in the browser: create, preview, rename and delete with JavaScript on and off,
+checked against what the server's Spotify emulator holds."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import uuid
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import pytest
+from playwright.sync_api import Page, Route, expect
+
+from .helpers import ConsoleErrors, assert_no_horizontal_scroll
+
+
+def emulator_playlist(data_dir: Path | None, name: str) -> list[dict]:
+    """Every playlist called `name` in the emulator's state, with its items in order."""
+    # A server given with --base-url keeps its state elsewhere; the page checks still ran.
+    if data_dir is None:
+        return []
+    db = sqlite3.connect(data_dir / "emulator.sqlite3", timeout=10)
+    try:
+        found = []
+        for playlist_id, followed in db.execute(
+                "SELECT id, followed FROM playlists WHERE name = ? ORDER BY seq", (name,)):
+            items = [uri for (uri,) in db.execute(
+                "SELECT uri FROM playlist_items WHERE playlist_id = ? ORDER BY position",
+                (playlist_id,))]
+            found.append({"id": playlist_id, "followed": bool(followed), "items": items})
+        return found
+    finally:
+        db.close()
+
+
+def previewed(page: Page) -> list[str]:
+    """The URIs the preview lists, in order."""
+    return [f"spotify:track:{sid}" for sid in
+            page.locator("#playlist-preview li[data-track]").evaluate_all(
+                "items => items.map(li => li.dataset.track)")]
+
+
+def unique(label: str) -> str:
+    return f"{label} {uuid.uuid4().hex[:8]}"
+
+
+def set_count(page: Page, count: int) -> None:
+    """Type a size and leave the field, which (with JavaScript) refreshes the preview."""
+    page.fill("#playlist-count", str(count))
+    page.locator("#playlist-count").press("Tab")
+
+
+def test_preview_and_create_with_javascript(signed_in_page: Page, live_data_dir: Path | None,
+                                            tmp_path: Path) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.goto("/playlists")
+    page.evaluate("() => { window.__marker = 1 }")
+    year_field = page.locator("#playlist-year")
+    # The demo listener may prefer another source: start from current rotation.
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    expect(year_field).to_be_hidden()
+
+    # Choosing a source previews it in place; the year appears only for Year in Review.
+    page.locator('input[name="source"][value="year_in_review"]').check()
+    expect(page.locator("#playlist-preview h2")).to_contain_text("Preview: Year in Review 20")
+    expect(year_field).to_be_visible()
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    expect(page.locator("#playlist-preview h2")).to_contain_text("Preview: Current Rotation")
+    expect(year_field).to_be_hidden()
+    set_count(page, 7)
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(7)
+    expected = previewed(page)
+
+    name = unique("<b>JS mix</b>")
+    page.fill("#playlist-name", name)
+    page.get_by_role("button", name="Create on Spotify").click()
+    result = page.locator("#playlist-result .result-ok")
+    expect(result).to_contain_text(f"“{name}” is on Spotify")
+    expect(result.get_by_role("link", name="Open in Spotify")).to_have_attribute(
+        "href", re.compile(r"^https://open\.spotify\.com/playlist/\w+$"))
+    assert page.evaluate("() => window.__marker") == 1, "the page was reloaded"
+    assert page.url.endswith("/playlists")
+    # The list gained the playlist, its name shown as text.
+    item = page.locator("#playlist-history .playlist-item").first
+    expect(item.locator(".playlist-name")).to_have_text(name)
+    expect(item).to_contain_text("7 tracks")
+    page.screenshot(path=str(tmp_path / "playlists-created.png"), full_page=True)
+
+    made = emulator_playlist(live_data_dir, name)
+    if live_data_dir is not None:
+        assert len(made) == 1 and made[0]["items"] == expected
+    errors.assert_none()
+
+
+def test_refused_input_comes_back_next_to_its_field(signed_in_page: Page, base_url: str,
+                                                    live_data_dir: Path | None) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page, expected_status_urls=(f"{base_url}/playlists",))
+    page.goto("/playlists")
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    page.evaluate("() => { window.__marker = 1 }")
+    # The browser would refuse 0 itself; without that check the server's 422 answers.
+    page.evaluate("() => document.querySelector('#playlist-count').removeAttribute('min')")
+    name = unique("Refused")
+    # Leaving each field asks for a preview of count 0, which is refused as well.
+    preview = (f"{base_url}/playlists/preview?source=current_rotation&"
+               f"year={page.locator('#playlist-year').input_value()}&count=0&name=")
+    errors.expected_status_urls += (preview, preview + quote_plus(name))
+    page.fill("#playlist-count", "0")
+    page.fill("#playlist-name", name)
+    page.get_by_role("button", name="Create on Spotify").click()
+    expect(page.locator("#playlist-count-error")).to_have_text(
+        "Enter a whole number from 1 to 200.")
+    expect(page.locator("#playlist-count")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#playlist-result .result-card")).to_have_count(0)
+    # The swapped-in form still previews and creates.
+    set_count(page, 4)
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(4)
+    page.get_by_role("button", name="Create on Spotify").click()
+    expect(page.locator("#playlist-result .result-ok")).to_contain_text(name)
+    expect(page.locator("#playlist-count-error")).to_have_count(0)
+    assert page.evaluate("() => window.__marker") == 1, "the page was reloaded"
+    if live_data_dir is not None:
+        assert len(emulator_playlist(live_data_dir, name)) == 1
+    errors.assert_none()
+
+
+def test_create_disables_the_button_and_a_second_click_changes_nothing(
+        signed_in_page: Page, live_data_dir: Path | None) -> None:
+    page = signed_in_page
+    page.goto("/playlists")
+    set_count(page, 3)
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(3)
+    name = unique("Double click")
+    page.fill("#playlist-name", name)
+
+    def slow(route: Route) -> None:
+        if route.request.method == "POST":
+            page.wait_for_timeout(800)
+        route.continue_()
+
+    page.route(re.compile(r".*/playlists$"), slow)
+    button = page.get_by_role("button", name="Create on Spotify")
+    indicator = "() => getComputedStyle(document.querySelector('#playlist-creating')).opacity"
+    assert page.evaluate(indicator) == "0"
+    button.click()
+    expect(button).to_be_disabled()
+    page.wait_for_function(f"() => ({indicator})() === '1'")
+    button.click(force=True)
+    expect(page.locator("#playlist-result .result-ok")).to_contain_text(name)
+    expect(button).to_be_enabled()
+    # A fresh key came with the result: the next press makes a new playlist.
+    second = unique("Second")
+    page.fill("#playlist-name", second)
+    button.click()
+    expect(page.locator("#playlist-result .result-ok")).to_contain_text(second)
+    if live_data_dir is not None:
+        assert len(emulator_playlist(live_data_dir, name)) == 1
+        assert len(emulator_playlist(live_data_dir, second)) == 1
+
+
+def test_rename_and_delete_with_javascript(signed_in_page: Page,
+                                           live_data_dir: Path | None) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.goto("/playlists")
+    set_count(page, 2)
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(2)
+    name = unique("Rename me")
+    page.fill("#playlist-name", name)
+    page.get_by_role("button", name="Create on Spotify").click()
+    expect(page.locator("#playlist-result .result-ok")).to_contain_text(name)
+    page.evaluate("() => { window.__marker = 1 }")
+    item = page.locator("#playlist-history .playlist-item").first
+
+    # Rename: the form replaces the row; Cancel brings the row back.
+    item.get_by_role("link", name="Rename", exact=True).click()
+    field = page.get_by_label(f"New name for “{name}”")
+    expect(field).to_have_value(name)
+    page.locator(".playlist-editing").get_by_role("link", name="Cancel").click()
+    expect(page.locator(".playlist-editing")).to_have_count(0)
+    item = page.locator("#playlist-history .playlist-item").first
+    item.get_by_role("link", name="Rename", exact=True).click()
+    renamed = unique("Renamed <i>")
+    page.get_by_label(f"New name for “{name}”").fill(renamed)
+    page.locator(".playlist-editing").get_by_role("button", name="Rename", exact=True).click()
+    item = page.locator("#playlist-history .playlist-item").first
+    expect(item.locator(".playlist-name")).to_have_text(renamed)
+    expect(item).to_contain_text(f"Renamed to “{renamed}”.")
+
+    # Delete: a confirmation in place, then the row says it is gone.
+    item.get_by_role("link", name="Delete", exact=True).click()
+    confirm = page.locator(".playlist-confirm")
+    expect(confirm).to_contain_text(f"Delete “{renamed}”?")
+    confirm.get_by_role("button", name="Delete playlist").click()
+    expect(page.locator(".playlist-gone")).to_have_text(f"Deleted “{renamed}”.")
+    assert page.evaluate("() => window.__marker") == 1, "the page was reloaded"
+    if live_data_dir is not None:
+        assert emulator_playlist(live_data_dir, name) == []
+        made = emulator_playlist(live_data_dir, renamed)
+        assert len(made) == 1 and made[0]["followed"] is False
+    errors.assert_none()
+
+
+def test_everything_without_javascript(nojs_page: Page, live_data_dir: Path | None) -> None:
+    page = nojs_page
+    page.goto("/playlists")
+    # The Preview button takes the choices to the preview's own page.
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    page.fill("#playlist-count", "5")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Preview").click()
+    expect(page).to_have_url(re.compile(r"/playlists/preview\?source=current_rotation&"
+                                        r"year=\d*&count=5&name=$"))
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(5)
+    expected = previewed(page)
+
+    name = unique("No-JS <mix>")
+    page.fill("#playlist-name", name)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create on Spotify").click()
+    expect(page).to_have_url(re.compile(r"/playlists\?created=\d+$"))
+    expect(page.locator(".flash-success")).to_have_text(
+        f"Created “{name}” on Spotify with 5 tracks.")
+    expect(page.locator("#playlist-result .result-ok")).to_contain_text(f"“{name}” is on Spotify")
+    made = emulator_playlist(live_data_dir, name)
+    if live_data_dir is not None:
+        assert len(made) == 1 and made[0]["items"] == expected
+
+    # Rename on its own page.
+    item = page.locator("#playlist-history .playlist-item").first
+    with page.expect_navigation():
+        item.get_by_role("link", name="Rename", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Rename playlist")
+    renamed = unique("Plain rename")
+    page.get_by_label(f"New name for “{name}”").fill(renamed)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Rename", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/playlists$"))
+    expect(page.locator(".flash-success")).to_have_text(f"Renamed to “{renamed}”.")
+
+    # Delete through the confirmation page.
+    item = page.locator("#playlist-history .playlist-item").first
+    expect(item.locator(".playlist-name")).to_have_text(renamed)
+    with page.expect_navigation():
+        item.get_by_role("link", name="Delete", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Delete playlist")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Delete playlist").click()
+    expect(page.locator(".flash-success")).to_have_text(f"Deleted “{renamed}”.")
+    expect(page.locator("#playlist-history")).not_to_contain_text(renamed)
+    if live_data_dir is not None:
+        assert emulator_playlist(live_data_dir, renamed)[0]["followed"] is False
+    assert_no_horizontal_scroll(page)
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_playlists_fit_the_screen(new_context, base_url: str, width: int,
+                                  tmp_path: Path) -> None:
+    from .conftest import sign_in
+
+    context = new_context(viewport={"width": width, "height": 900})
+    page = sign_in(context.new_page(), base_url)
+    page.goto("/playlists")
+    page.locator('input[name="source"][value="year_in_review"]').check()
+    expect(page.locator("#playlist-year")).to_be_visible()
+    page.fill("#playlist-name", unique("A rather long playlist name that has to wrap somewhere"))
+    page.get_by_role("button", name="Create on Spotify").click()
+    expect(page.locator("#playlist-result .result-ok")).to_be_visible()
+    page.screenshot(path=str(tmp_path / f"playlists-{width}.png"), full_page=True)
+    assert_no_horizontal_scroll(page)
+    page.locator("#playlist-history .playlist-item").first.get_by_role(
+        "link", name="Delete", exact=True).click()
+    expect(page.locator(".playlist-confirm")).to_be_visible()
+    page.screenshot(path=str(tmp_path / f"playlists-confirm-{width}.png"), full_page=True)
+    assert_no_horizontal_scroll(page)
