@@ -91,3 +91,10 @@ def test_local_midnight_across_dst() -> None:
     start = stats.local_midnight(date(2026, 3, 29), "Europe/Berlin")
     end = stats.local_midnight(date(2026, 3, 30), "Europe/Berlin")
     assert end - start == 23 * 3600
+
+
+def test_months_before_clamps_to_the_end_of_shorter_months() -> None:
+    assert stats.months_before(date(2026, 8, 31), 6) == date(2026, 2, 28)
+    assert stats.months_before(date(2024, 8, 31), 6) == date(2024, 2, 29)
+    assert stats.months_before(date(2026, 1, 15), 1) == date(2025, 12, 15)
+    assert stats.months_before(date(2026, 11, 22), 12) == date(2025, 11, 22)

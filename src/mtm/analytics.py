@@ -17,7 +17,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mtm import history, users
-from mtm.stats import local_midnight, local_today
+from mtm.stats import local_midnight, local_today, months_before
 
 RANGES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "6m": "6 months",
           "12m": "12 months", "all": "All time"}
@@ -37,18 +37,6 @@ def parse_range(raw: str | None) -> str:
 def parse_metric(raw: str | None, default: str = "plays") -> str:
     """`plays` or `minutes`; anything else falls back to the default."""
     return raw if raw in METRICS else default
-
-
-def _months_back(day: date, months: int) -> date:
-    month = day.month - 1 - months
-    year, month = day.year + month // 12, month % 12 + 1
-    # 31 August minus six months is the end of February, not an error.
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
@@ -79,7 +67,7 @@ def make_window(key: str, today: date, first_play: date | None) -> Window:
     elif key.endswith("d"):
         first = today - timedelta(days=int(key[:-1]) - 1)
     else:
-        first = _months_back(today, int(key[:-1])) + timedelta(days=1)
+        first = months_before(today, int(key[:-1])) + timedelta(days=1)
     length = (today - first).days + 1
     bucket = "day" if length <= 31 else "week" if length <= 400 else "month"
     previous = None

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from mtm import users
 from mtm.db import transaction
-from mtm.stats import local_midnight
+from mtm.stats import local_midnight, months_before
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 200
@@ -292,18 +292,6 @@ def _plays(n: int) -> str:
     return f"{n} play{'s' if n != 1 else ''}"
 
 
-def _months_before(day: date, months: int) -> date:
-    month = day.month - 1 - months
-    year, month = day.year + month // 12, month % 12 + 1
-    # 31 August minus six months is the last day of February.
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
-
-
 def _day(ts: int, zone: ZoneInfo) -> str:
     moment = datetime.fromtimestamp(ts, zone)
     return f"{moment.day} {moment:%b}"
@@ -319,7 +307,7 @@ def forgotten_gems(conn: sqlite3.Connection, user_id: int, *, limit: int = DEFAU
     """Tracks played at least GEM_MIN_PLAYS times and not at all in the last 6 months."""
     timezone, zone = _zone(conn, user_id)
     today = datetime.fromtimestamp(_now(now), zone).date()
-    cutoff = local_midnight(_months_before(today, GEM_QUIET_MONTHS), timezone)
+    cutoff = local_midnight(months_before(today, GEM_QUIET_MONTHS), timezone)
     rows = conn.execute(
         """SELECT ut.track_id, t.spotify_id, t.name, a.name, ut.plays, ut.last_played
            FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id

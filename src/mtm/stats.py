@@ -59,6 +59,19 @@ def local_today(timezone: str, now: datetime | None = None) -> date:
     return now.astimezone(ZoneInfo(timezone)).date()
 
 
+def months_before(day: date, months: int) -> date:
+    """The same day `months` months earlier, or that month's last day when it is shorter."""
+    month = day.month - 1 - months
+    year, month = day.year + month // 12, month % 12 + 1
+    # 31 August minus six months is the end of February, not an error.
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
 def local_midnight(day: date, timezone: str) -> int:
     """UTC seconds of the start of a local day (correct across DST changes)."""
     return int(datetime.combine(day, time(0), ZoneInfo(timezone)).timestamp())
