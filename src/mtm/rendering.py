@@ -115,3 +115,16 @@ def redirect(request: Request, url: str, *, status_code: int = 303, hx_status: i
         # htmx follows HX-Redirect whatever the status, so the status can stay honest.
         return Response(status_code=hx_status, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=status_code)
+
+
+def redirect_after_post(request: Request, url: str, message: str | None = None,
+                        category: str = "success") -> Response | None:
+    """A POST that worked: a plain form gets the flash and a 303 (post/redirect/get).
+
+    None for an HTMX request, which the caller answers with its fragment instead.
+    """
+    if is_partial(request):
+        return None
+    if message:
+        flash(request, message, category)
+    return redirect(request, url)

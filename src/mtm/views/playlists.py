@@ -16,7 +16,7 @@ from starlette_wtf import csrf_protect
 
 from mtm import accounts, playlists
 from mtm.playlists import Choice, Playlist
-from mtm.rendering import flash, is_partial, redirect, render
+from mtm.rendering import redirect, redirect_after_post, render
 from mtm.session import current_user, login_required
 from mtm.spotify.client import ADD_ITEMS_CHUNK, NotFound, SpotifyError
 from mtm.views.errors import error_response
@@ -205,10 +205,11 @@ async def _outcome(request: Request, user_id: int, playlist: Playlist | None,
                         "It was deleted while its tracks were being added.", tone="warning")
         return await _page(request, user_id, values=values, choice=choice, notice=notice,
                            fragment="playlist_result", oob=True, status_code=409)
-    if error is None and not is_partial(request):
-        flash(request, f"Created “{playlist.name}” on Spotify with {playlist.track_count} "
-                       f"track{'s' if playlist.track_count != 1 else ''}.", "success")
-        return redirect(request, _created_url(request, playlist))
+    if error is None and (plain := redirect_after_post(
+            request, _created_url(request, playlist),
+            f"Created “{playlist.name}” on Spotify with {playlist.track_count} "
+            f"track{'s' if playlist.track_count != 1 else ''}.")):
+        return plain
     # The form's key now belongs to this playlist, so the form gets a fresh one.
     return await _page(request, user_id, values=values, choice=choice, fragment="playlist_result",
                        result=playlist, oob=True,
@@ -235,10 +236,10 @@ async def _replay(request: Request, user_id: int, playlist: Playlist, choice: Ch
                         tone="warning")
         return await _page(request, user_id, values=values, choice=choice, key=key,
                            fragment="playlist_result", notice=notice, status_code=409)
-    if not is_partial(request):
-        flash(request, f"That form was sent already: it made “{playlist.name}”, shown below.",
-              "info")
-        return redirect(request, _created_url(request, playlist))
+    if plain := redirect_after_post(
+            request, _created_url(request, playlist),
+            f"That form was sent already: it made “{playlist.name}”, shown below.", "info"):
+        return plain
     return await _page(request, user_id, values=values, choice=choice, oob=True,
                        fragment="playlist_result", result=playlist)
 
@@ -274,9 +275,9 @@ async def retry(request: Request) -> Response:
     choice = await db.run(playlists.initial_choice, user_id, playlist.source, playlist.year)
     values = playlists.values_of(choice)
     if playlist.complete:
-        if not is_partial(request):
-            flash(request, f"Every track is already on “{playlist.name}”.", "info")
-            return redirect(request, _created_url(request, playlist))
+        if plain := redirect_after_post(request, _created_url(request, playlist),
+                                        f"Every track is already on “{playlist.name}”.", "info"):
+            return plain
         return await _page(request, user_id, values=values, choice=choice, result=playlist,
                            fragment="playlist_result", oob=True)
     if not await db.run(playlists.claim, user_id, playlist.id):
@@ -287,9 +288,10 @@ async def retry(request: Request) -> Response:
                            fragment="playlist_result", status_code=409)
     assert playlist.spotify_id is not None
     done, error = await _add_missing(request, user_id, playlist.id, playlist.spotify_id)
-    if done is not None and error is None and not is_partial(request):
-        flash(request, f"All {done.track_count} tracks are now on “{done.name}”.", "success")
-        return redirect(request, _created_url(request, done))
+    if done is not None and error is None and (plain := redirect_after_post(
+            request, _created_url(request, done),
+            f"All {done.track_count} tracks are now on “{done.name}”.")):
+        return plain
     return await _outcome(request, user_id, done, error, choice=choice, values=values,
                           status_code=200)
 
@@ -334,9 +336,9 @@ async def rename(request: Request) -> Response:
                                 f"{exc.message}", exc.status)
         playlist = await services.db.run(playlists.rename, user_id, playlist.id, name)
         assert playlist is not None
-    if not is_partial(request):
-        flash(request, f"Renamed to “{playlist.name}”.", "success")
-        return redirect(request, request.url_for("playlists").path)
+    if plain := redirect_after_post(request, request.url_for("playlists").path,
+                                    f"Renamed to “{playlist.name}”."):
+        return plain
     return render(request, "playlist", "playlist_item",
                   {"p": playlist, "item_note": f"Renamed to “{playlist.name}”."})
 
@@ -377,7 +379,7 @@ async def delete(request: Request) -> Response:
         return _delete_form(request, playlist, f"Spotify did not delete it: {exc.message}",
                             exc.status)
     await services.db.run(playlists.mark_deleted, user_id, playlist.id)
-    if not is_partial(request):
-        flash(request, f"Deleted “{playlist.name}”.", "success")
-        return redirect(request, request.url_for("playlists").path)
+    if plain := redirect_after_post(request, request.url_for("playlists").path,
+                                    f"Deleted “{playlist.name}”."):
+        return plain
     return render(request, "playlist_delete", "playlist_deleted", {"p": playlist})

@@ -13,7 +13,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette_wtf import csrf_protect
 
 from mtm import backups, connection, exports, preferences, stats, sync, users
-from mtm.rendering import flash, is_partial, redirect, render
+from mtm.rendering import flash, is_partial, redirect, redirect_after_post, render
 from mtm.session import current_user, login_required, sign_out
 from mtm.views.errors import error_response
 
@@ -70,8 +70,9 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
 
 async def _done(request: Request, user: users.User, fragment: str) -> Response:
     """After a successful POST: redirect a plain form, give HTMX the updated fragment."""
-    if not is_partial(request):
-        return redirect(request, request.url_for("settings").path)
+    # The message is already queued: the fragment shows it, or the page after the redirect.
+    if plain := redirect_after_post(request, request.url_for("settings").path):
+        return plain
     return render(request, "settings", fragment, await _context(request, user))
 
 
@@ -236,14 +237,33 @@ async def _confirm(request: Request, user: users.User, fragment: str, title: str
     return render(request, "settings_confirm", fragment, context, status_code=status_code)
 
 
+# (confirmation fragment, title, name of the button that confirms) of each backup action.
+RESTORE = ("settings_restore", "Restore a backup", "Restore")
+DELETE_BACKUP = ("settings_delete_backup", "Delete a backup", "Delete")
+
+
+async def _backup_step(request: Request, user: users.User, action: tuple[str, str, str], *,
+                       confirming: bool = False
+                       ) -> tuple[backups.Backup | None, Response | None]:
+    """The user's backup named in the URL, or the answer when it is not theirs or a POST
+    lacks its confirmation (422)."""
+    backup = await _own_backup(request, user)
+    if backup is None:
+        return None, _not_found(request)
+    if confirming and (await request.form()).get("confirm") != "yes":
+        fragment, title, button = action
+        return backup, await _confirm(
+            request, user, fragment, title, 422, backup=backup,
+            problem=f"Use the {button} button on this page to confirm.")
+    return backup, None
+
+
 @login_required
 async def confirm_restore(request: Request) -> Response:
     """Step one of a restore: what will be replaced, and a button to go on."""
     user = await current_user(request)
-    backup = await _own_backup(request, user)
-    if backup is None:
-        return _not_found(request)
-    return await _confirm(request, user, "settings_restore", "Restore a backup", backup=backup)
+    backup, answer = await _backup_step(request, user, RESTORE)
+    return answer or await _confirm(request, user, *RESTORE[:2], backup=backup)
 
 
 @login_required
@@ -251,21 +271,16 @@ async def confirm_restore(request: Request) -> Response:
 async def restore(request: Request) -> Response:
     """Replace this user's data with a backup's, after an automatic backup."""
     user = await current_user(request)
-    backup = await _own_backup(request, user)
-    if backup is None:
-        return _not_found(request)
-    form = await request.form()
-    if form.get("confirm") != "yes":
-        return await _confirm(request, user, "settings_restore", "Restore a backup", 422,
-                              backup=backup,
-                              problem="Use the Restore button on this page to confirm.")
+    backup, answer = await _backup_step(request, user, RESTORE, confirming=True)
+    if answer:
+        return answer
     services = request.app.state.services
     try:
         result = await services.db.run(backups.restore_backup, services.settings.backups_dir,
                                        user.id, backup.id)
     except backups.BackupError as exc:
-        return await _confirm(request, user, "settings_restore", "Restore a backup", exc.status,
-                              backup=backup, problem=exc.message)
+        return await _confirm(request, user, *RESTORE[:2], exc.status, backup=backup,
+                              problem=exc.message)
     if result is None:
         return _not_found(request)
     timezone = await services.db.run(users.user_timezone, user.id)
@@ -280,11 +295,8 @@ async def restore(request: Request) -> Response:
 async def confirm_delete_backup(request: Request) -> Response:
     """Step one of deleting a backup."""
     user = await current_user(request)
-    backup = await _own_backup(request, user)
-    if backup is None:
-        return _not_found(request)
-    return await _confirm(request, user, "settings_delete_backup", "Delete a backup",
-                          backup=backup)
+    backup, answer = await _backup_step(request, user, DELETE_BACKUP)
+    return answer or await _confirm(request, user, *DELETE_BACKUP[:2], backup=backup)
 
 
 @login_required
@@ -292,14 +304,9 @@ async def confirm_delete_backup(request: Request) -> Response:
 async def delete_backup(request: Request) -> Response:
     """Delete one of this user's backups."""
     user = await current_user(request)
-    backup = await _own_backup(request, user)
-    if backup is None:
-        return _not_found(request)
-    form = await request.form()
-    if form.get("confirm") != "yes":
-        return await _confirm(request, user, "settings_delete_backup", "Delete a backup", 422,
-                              backup=backup,
-                              problem="Use the Delete button on this page to confirm.")
+    backup, answer = await _backup_step(request, user, DELETE_BACKUP, confirming=True)
+    if answer:
+        return answer
     services = request.app.state.services
     await services.db.run(backups.delete_backup, services.settings.backups_dir, user.id,
                           backup.id)
