@@ -19,7 +19,7 @@ from mtm import db, exports, history, sync, users
 from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
 from tests.conftest import make_play
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE = int(datetime(2025, 3, 1, 12, tzinfo=UTC).timestamp())
 
 EARTH = ArtistIn("0earthwindfriends00000", "Earth, Wind & Friends")
