@@ -71,7 +71,8 @@ def snapshot_of(conn: sqlite3.Connection, user_id: int) -> dict[str, list[tuple]
 
 def test_create_list_and_delete(world: World, root: Path) -> None:
     made = backups.create_backup(world.conn, root, world.me)
-    assert made.kind == "manual" and made.plays == 6
+    # Six streams, one of them 12 s: five plays.
+    assert made.kind == "manual" and made.plays == 5
     path = backups.path_of(root, made)
     assert path.parent == root / str(world.me) and path.is_file()
     assert path.stat().st_size == made.size_bytes
@@ -131,7 +132,8 @@ def test_unsafe_file_names_are_refused(root: Path) -> None:
 def test_clear_deletes_the_listening_data_and_keeps_the_account(world: World) -> None:
     before_other = snapshot_of(world.conn, world.other)
     counts = backups.data_counts(world.conn, world.me)
-    assert (counts.plays, counts.snapshots, counts.sync_runs, counts.playlists) == (6, 1, 2, 1)
+    assert (counts.plays, counts.snapshots, counts.sync_runs, counts.playlists) == (5, 1, 2, 1)
+    assert counts.short_streams == 1
     assert counts.tracks == 5 and counts.artists == 5 and counts.days == 2
     assert counts.period("UTC") == "01 Mar 2025 to 02 Mar 2025"
     deleted = backups.clear_data(world.conn, world.me)
@@ -150,11 +152,11 @@ def test_clear_waits_for_a_running_sync(world: World, root: Path) -> None:
     assert sync.acquire_lease(world.conn, world.me, "scheduler", int(time.time()))
     with pytest.raises(backups.SyncInProgress):
         backups.clear_with_backup(world.conn, root, world.me)
-    assert backups.data_counts(world.conn, world.me).plays == 6
+    assert backups.data_counts(world.conn, world.me).plays == 5
     assert backups.list_backups(world.conn, root, world.me) == []
     sync.release_lease(world.conn, world.me, "scheduler")
     counts, backup = backups.clear_with_backup(world.conn, root, world.me)
-    assert counts.plays == 6 and backup.plays == 6 and backup.kind == "auto"
+    assert counts.plays == 5 and backup.plays == 5 and backup.kind == "auto"
     # The lease is given back for the next sync.
     assert sync.acquire_lease(world.conn, world.me, "scheduler", int(time.time()))
 
@@ -169,7 +171,7 @@ def test_clear_then_restore_gives_back_identical_data(world: World, root: Path) 
     assert snapshot_of(world.conn, world.me)["plays"] == []
     version = history.history_version(world.conn, world.me)
     result = backups.restore_backup(world.conn, root, world.me, backup.id)
-    assert result.plays == 6 and result.backup.id == backup.id
+    assert result.plays == 5 and result.backup.id == backup.id
     assert result.safety.kind == "auto" and result.safety.plays == 0
     assert snapshot_of(world.conn, world.me) == before
     assert snapshot_of(world.conn, world.other) == before_other
@@ -188,7 +190,7 @@ def test_restore_replaces_newer_data(world: World, root: Path) -> None:
     assert snapshot_of(world.conn, world.me) == before
     # The data from just before the restore is in the automatic backup.
     safety = backups.list_backups(world.conn, root, world.me)[0]
-    assert safety.kind == "auto" and safety.plays == 7
+    assert safety.kind == "auto" and safety.plays == 6
 
 
 def test_restore_into_a_database_with_other_row_ids(world: World, root: Path,
@@ -204,7 +206,7 @@ def test_restore_into_a_database_with_other_row_ids(world: World, root: Path,
         me = users.upsert_user(fresh, "listener-me", "Me")
         plays = backups.restore_file(exports.database_path(fresh), me,
                                      backups.path_of(root, backup))
-        assert plays == 6
+        assert plays == 5
         assert snapshot_of(fresh, me) == before
         assert snapshot_of(fresh, someone)["plays"][0][2] == "Track 0"
     finally:
@@ -234,7 +236,7 @@ def test_restore_of_another_users_backup_is_refused(world: World, root: Path) ->
     backups.path_of(root, theirs).replace(backups.path_of(root, mine))
     with pytest.raises(backups.InvalidBackup, match="another account"):
         backups.restore_backup(world.conn, root, world.me, mine.id)
-    assert backups.data_counts(world.conn, world.me).plays == 6
+    assert backups.data_counts(world.conn, world.me).plays == 5
 
 
 def _tamper(path: Path, sql: str) -> None:
@@ -260,7 +262,7 @@ def test_backups_are_validated_before_restoring(world: World, root: Path, change
     _tamper(backups.path_of(root, backup), change)
     with pytest.raises(backups.InvalidBackup, match=message):
         backups.restore_backup(world.conn, root, world.me, backup.id)
-    assert backups.data_counts(world.conn, world.me).plays == 6
+    assert backups.data_counts(world.conn, world.me).plays == 5
     # Nothing was backed up for a restore that never started.
     assert len(backups.list_backups(world.conn, root, world.me)) == 1
 
@@ -293,7 +295,7 @@ def test_an_older_backup_is_upgraded_on_a_copy(world: World, root: Path, tmp_pat
         INSERT INTO artists (id, spotify_id, name) VALUES (4, 'old-artist', 'Old Artist');
         INSERT INTO tracks (id, spotify_id, name, artist_id) VALUES (5, 'old-track', 'Old Song', 4);
         INSERT INTO track_artists VALUES (5, 0, 4);
-        INSERT INTO plays VALUES (9, 1000000000, 5, 4, 1000, 'export', NULL, NULL);
+        INSERT INTO plays VALUES (9, 1000000000, 5, 4, 100000, 'export', NULL, NULL);
     """)
     conn.close()
     world.conn.execute(
@@ -305,7 +307,7 @@ def test_an_older_backup_is_upgraded_on_a_copy(world: World, root: Path, tmp_pat
     data = snapshot_of(world.conn, world.me)
     assert [p[2] for p in data["plays"]] == ["Old Song"]
     assert data["preferences"][0][0] == "Asia/Tokyo"
-    assert data["days"] == [("2001-09-09", 1, 1000)]
+    assert data["days"] == [("2001-09-09", 1, 100000)]
     # The original file is left as it was.
     check = sqlite3.connect(old)
     assert check.execute("PRAGMA user_version").fetchone()[0] == 3
@@ -319,7 +321,7 @@ def test_an_older_backup_is_upgraded_on_a_copy(world: World, root: Path, tmp_pat
 def test_disconnect_keeping_the_history(world: World, root: Path) -> None:
     assert backups.disconnect(world.conn, root, world.me, delete_history=False) is None
     assert users.get_tokens(world.conn, world.me) is None
-    assert backups.data_counts(world.conn, world.me).plays == 6
+    assert backups.data_counts(world.conn, world.me).plays == 5
     assert users.get_tokens(world.conn, world.other) is not None
     assert world.me not in sync.users_due(world.conn, int(time.time()))
 
@@ -327,7 +329,7 @@ def test_disconnect_keeping_the_history(world: World, root: Path) -> None:
 def test_disconnect_deleting_the_history(world: World, root: Path) -> None:
     before = snapshot_of(world.conn, world.me)
     backup = backups.disconnect(world.conn, root, world.me, delete_history=True)
-    assert backup is not None and backup.plays == 6
+    assert backup is not None and backup.plays == 5
     assert users.get_tokens(world.conn, world.me) is None
     assert backups.data_counts(world.conn, world.me).empty
     # Signing in again and restoring brings everything back.

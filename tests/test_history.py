@@ -148,7 +148,8 @@ def test_whole_history_heatmap_matches_the_hours(conn: sqlite3.Connection, user_
     summed = [tuple(r) for r in conn.execute(
         "SELECT weekday, hour, sum(plays), sum(ms_played) FROM listening_hours "
         "GROUP BY weekday, hour ORDER BY 1, 2")]
-    # 120 plays, 9 of which land on the same second in both batches.
-    assert weekhours() == summed and sum(r[2] for r in summed) == 111
+    # 120 plays: nine pairs end in the same second, but only one pair (the first of each
+    # batch) is the same track, so only that one is the same play.
+    assert weekhours() == summed and sum(r[2] for r in summed) == 119
     history.rebuild_rollups(conn, user_id)
     assert weekhours() == summed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import unescape
 
 import httpx
 import pytest
@@ -70,11 +71,12 @@ async def test_new_listener_sees_an_empty_state(client: httpx.AsyncClient) -> No
 async def test_show_more_pages_through_history(client: httpx.AsyncClient) -> None:
     await sign_in(client)
     home = (await client.get("/")).text
-    link = re.search(r'href="http://127\.0\.0\.1:8000(/plays\?before=(\d+))"', home)
+    link = re.search(r'href="http://127\.0\.0\.1:8000(/plays\?before=(\d+)&amp;key=(-?\d+))"',
+                     home)
     assert link, "no show-more link"
     first_page_times = re.findall(r'<time datetime="([^"]+)"', home)
 
-    fragment = await client.get(link.group(1), headers=HX)
+    fragment = await client.get(unescape(link.group(1)), headers=HX)
     assert fragment.status_code == 200
     assert "<html" not in fragment.text
     items = re.findall(r'<time datetime="([^"]+)"', fragment.text)
@@ -82,7 +84,7 @@ async def test_show_more_pages_through_history(client: httpx.AsyncClient) -> Non
     assert max(items) < min(first_page_times), "older plays follow, none repeated"
     assert '<li class="more">' in fragment.text
 
-    page = await client.get(link.group(1))
+    page = await client.get(unescape(link.group(1)))
     assert page.text.startswith("<!doctype html>")
     assert re.findall(r'<time datetime="([^"]+)"', page.text) == items
     assert "Newest plays" in page.text

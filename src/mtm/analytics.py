@@ -255,7 +255,7 @@ def per_track(conn: sqlite3.Connection, user_id: int, start: int | None, end: in
             "JOIN tracks t ON t.id = ut.track_id WHERE ut.user_id = ?", (user_id,)).fetchall()
     # One pass over the range: artists are summed from their tracks in Python.
     return conn.execute(
-        "SELECT track_id, artist_id, count(*), sum(ms_played) FROM plays WHERE user_id = ? "
+        "SELECT track_id, artist_id, sum(counted), sum(ms_played) FROM plays WHERE user_id = ? "
         "AND played_at >= ? AND played_at < ? GROUP BY track_id", (user_id, start, end)).fetchall()
 
 
@@ -425,7 +425,8 @@ def compute(conn: sqlite3.Connection, user_id: int, key: str, today: date, timez
         window=window, timezone=timezone, week_start=week_start,
         totals=_totals(days), previous=previous,
         series=_series(window, days, week_start),
-        artists=len(artists), tracks=len(tracks),
+        # Played: at least one stream of 30 s or more (as the dashboard counts them).
+        artists=sum(1 for a in artists if a[1]), tracks=sum(1 for t in tracks if t[1]),
         top_artists=_top(artist_rows,
                          artist_names(conn, top_artist_ids) if top_artist_ids else {}),
         top_tracks=_top(tracks, track_names(conn, top_track_ids) if top_track_ids else {}),

@@ -21,7 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mtm import db as database
-from mtm import exports, history, preferences, sync, users
+from mtm import exports, history, identity, preferences, sync, users
 from mtm.db import transaction
 
 KINDS = ("manual", "auto")
@@ -32,8 +32,10 @@ REQUIRED_TABLES = frozenset({"users", "preferences", "plays", "artists", "albums
                              "sync_runs", "playlists"})
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SQLITE_HEADER = b"SQLite format 3\x00"
-# This user's rows that "clear all data" deletes (plays and rollups go through mtm.history).
+# This user's rows that "clear all data" deletes (plays and rollups go through mtm.history;
+# imports after the plays that point at them).
 _CLEARED_TABLES = ("top_snapshots", "sync_runs", "playlists")
+_CLEARED_AFTER_PLAYS = ("imports",)
 
 
 class BackupError(Exception):
@@ -104,11 +106,14 @@ class DataCounts:
     playlists: int
     first_played: int | None
     last_played: int | None
+    short_streams: int = 0
+    imports: int = 0
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to delete."""
-        return not (self.plays or self.snapshots or self.sync_runs or self.playlists)
+        return not (self.plays or self.short_streams or self.snapshots or self.sync_runs
+                    or self.playlists or self.imports)
 
     def period(self, timezone: str) -> str:
         """The dates of the first and the last play, on the user's calendar."""
@@ -239,17 +244,19 @@ def data_counts(conn: sqlite3.Connection, user_id: int) -> DataCounts:
     def one(sql: str) -> int:
         return conn.execute(sql, (user_id,)).fetchone()[0]
 
-    first, last = conn.execute("SELECT min(played_at), max(played_at) FROM plays "
-                               "WHERE user_id = ?", (user_id,)).fetchone()
+    first, last, streams, plays = conn.execute(
+        "SELECT min(played_at), max(played_at), count(*), coalesce(sum(counted), 0) FROM plays "
+        "WHERE user_id = ?", (user_id,)).fetchone()
     return DataCounts(
-        plays=one("SELECT count(*) FROM plays WHERE user_id = ?"),
+        plays=plays,
         tracks=one("SELECT count(*) FROM user_tracks WHERE user_id = ?"),
         artists=one("SELECT count(*) FROM user_artists WHERE user_id = ?"),
         days=one("SELECT count(*) FROM listening_days WHERE user_id = ?"),
         snapshots=one("SELECT count(DISTINCT taken_on) FROM top_snapshots WHERE user_id = ?"),
         sync_runs=one("SELECT count(*) FROM sync_runs WHERE user_id = ?"),
         playlists=one("SELECT count(*) FROM playlists WHERE user_id = ?"),
-        first_played=first, last_played=last)
+        first_played=first, last_played=last, short_streams=streams - plays,
+        imports=one("SELECT count(*) FROM imports WHERE user_id = ?"))
 
 
 def _tables(conn: sqlite3.Connection, schema: str = "main") -> set[str]:
@@ -274,6 +281,9 @@ def _delete_user_data(conn: sqlite3.Connection, user_id: int) -> None:
     for table in _CLEARED_TABLES:
         conn.execute(f"DELETE FROM main.{table} WHERE user_id = ?", (user_id,))
     history.delete_history(conn, user_id)
+    for table in _CLEARED_AFTER_PLAYS:
+        if table in tables:
+            conn.execute(f"DELETE FROM main.{table} WHERE user_id = ?", (user_id,))
 
 
 def clear_data(conn: sqlite3.Connection, user_id: int) -> DataCounts:
@@ -368,7 +378,9 @@ def _inspect(conn: sqlite3.Connection, spotify_id: str) -> BackupInfo:
                         (owner,)).fetchone()
     if zone is not None and preferences.normalize_timezone(zone[0]) != zone[0]:
         raise InvalidBackup("The backup's time zone is not one this app knows.")
-    plays = conn.execute("SELECT count(*) FROM plays").fetchone()[0]
+    # Streams of 30 s or more, as every page counts plays (older backups lack `counted`).
+    plays = conn.execute("SELECT count(*) FROM plays WHERE ms_played >= ?",
+                         (identity.PLAY_MS,)).fetchone()[0]
     return BackupInfo(plays, version)
 
 
@@ -427,23 +439,25 @@ def _map_catalogue(conn: sqlite3.Connection) -> None:
         conn.execute("INSERT INTO temp.map_albums VALUES (?, ?)", (old, row[0]))
 
     conn.execute(
-        """INSERT INTO main.tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit)
-           SELECT b.spotify_id, b.name, mal.new, ma.new, b.duration_ms, b.explicit
+        """INSERT INTO main.tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit,
+                                   match_key)
+           SELECT b.spotify_id, b.name, mal.new, ma.new, b.duration_ms, b.explicit, b.match_key
            FROM backup.tracks b JOIN temp.map_artists ma ON ma.old = b.artist_id
            LEFT JOIN temp.map_albums mal ON mal.old = b.album_id
            WHERE b.spotify_id IS NOT NULL
            ON CONFLICT(spotify_id) DO NOTHING""")
     conn.execute("""INSERT INTO temp.map_tracks SELECT b.id, t.id FROM backup.tracks b
                     JOIN main.tracks t ON t.spotify_id = b.spotify_id""")
-    for old, name, album, artist, duration in conn.execute(
-            """SELECT b.id, b.name, mal.new, ma.new, b.duration_ms FROM backup.tracks b
+    for old, name, album, artist, duration, key in conn.execute(
+            """SELECT b.id, b.name, mal.new, ma.new, b.duration_ms, b.match_key
+               FROM backup.tracks b
                JOIN temp.map_artists ma ON ma.old = b.artist_id
                LEFT JOIN temp.map_albums mal ON mal.old = b.album_id
                WHERE b.spotify_id IS NULL""").fetchall():
         row = conn.execute("SELECT id FROM main.tracks WHERE spotify_id IS NULL AND name = ? "
                            "AND artist_id = ?", (name, artist)).fetchone() or conn.execute(
-            "INSERT INTO main.tracks (name, album_id, artist_id, duration_ms) VALUES (?, ?, ?, ?) "
-            "RETURNING id", (name, album, artist, duration)).fetchone()
+            "INSERT INTO main.tracks (name, album_id, artist_id, duration_ms, match_key) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id", (name, album, artist, duration, key)).fetchone()
         conn.execute("INSERT INTO temp.map_tracks VALUES (?, ?)", (old, row[0]))
     conn.execute("""INSERT OR IGNORE INTO main.track_artists (track_id, position, artist_id)
                     SELECT mt.new, ta.position, ma.new FROM backup.track_artists ta
@@ -488,17 +502,35 @@ def _restore_playlists(conn: sqlite3.Connection, user_id: int, owner: int) -> No
                      f"FROM backup.{child} c {' '.join(joins)}", params)
 
 
+def _restore_imports(conn: sqlite3.Connection, user_id: int, owner: int) -> None:
+    """Copy the backup's import records under new ids (their backups and jobs stay behind)."""
+    _map_table(conn, "map_imports")
+    for row in conn.execute(
+            """SELECT id, created_at, files, report, plays_added, first_played, last_played,
+                      undone_at, plays_removed FROM backup.imports WHERE user_id = ?
+               ORDER BY id""", (owner,)).fetchall():
+        new = conn.execute(
+            """INSERT INTO main.imports (user_id, created_at, files, report, plays_added,
+                                         first_played, last_played, undone_at, plays_removed)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id""", (user_id, *row[1:])).fetchone()
+        conn.execute("INSERT INTO temp.map_imports VALUES (?, ?)", (row[0], new[0]))
+
+
 def _restore_rows(conn: sqlite3.Connection, user_id: int) -> int:
-    """Replace the user's rows with the attached backup's; return the plays restored."""
+    """Replace the user's rows with the attached backup's; return the plays restored
+    (streams of 30 s or more, as every page counts them)."""
     owner = conn.execute("SELECT id FROM backup.users").fetchone()[0]
     _delete_user_data(conn, user_id)
     _map_catalogue(conn)
+    _restore_imports(conn, user_id, owner)
     restored = conn.execute(
-        """INSERT INTO main.plays (user_id, played_at, track_id, artist_id, ms_played, source,
-                                   context_uri, skipped)
-           SELECT ?, p.played_at, mt.new, ma.new, p.ms_played, p.source, p.context_uri, p.skipped
+        """INSERT INTO main.plays (user_id, played_at, record_key, track_id, artist_id,
+                                   ms_played, source, context_uri, skipped, import_id)
+           SELECT ?, p.played_at, p.record_key, mt.new, ma.new, p.ms_played, p.source,
+                  p.context_uri, p.skipped, mi.new
            FROM backup.plays p JOIN temp.map_tracks mt ON mt.old = p.track_id
-           JOIN temp.map_artists ma ON ma.old = p.artist_id WHERE p.user_id = ?""",
+           JOIN temp.map_artists ma ON ma.old = p.artist_id
+           LEFT JOIN temp.map_imports mi ON mi.old = p.import_id WHERE p.user_id = ?""",
         (user_id, owner)).rowcount
     expected = conn.execute("SELECT count(*) FROM backup.plays").fetchone()[0]
     if restored != expected:
@@ -531,7 +563,8 @@ def _restore_rows(conn: sqlite3.Connection, user_id: int) -> int:
                      "backup.preferences WHERE user_id = ?) WHERE user_id = ?", (owner, user_id))
     # Rollups are derived: rebuilt from the restored plays in the restored time zone.
     history.rebuild_rollups(conn, user_id)
-    return restored
+    return conn.execute("SELECT coalesce(sum(counted), 0) FROM plays WHERE user_id = ?",
+                        (user_id,)).fetchone()[0]
 
 
 def restore_file(db_path: Path, user_id: int, source: Path) -> int:
@@ -544,7 +577,7 @@ def restore_file(db_path: Path, user_id: int, source: Path) -> int:
                 return _restore_rows(conn, user_id)
         finally:
             for name in ("map_artists", "map_genres", "map_albums", "map_tracks",
-                         "map_playlists"):
+                         "map_playlists", "map_imports"):
                 conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
             conn.execute("DETACH DATABASE backup")
     finally:

@@ -25,7 +25,7 @@ class Dashboard:
     top_artists: list[stats.Ranked]
     top_tracks: list[stats.Ranked]
     recent: list[stats.RecentPlay]
-    next_cursor: int | None
+    next_cursor: stats.Cursor | None
     last_sync: sync.SyncRun | None
 
     @property
@@ -89,8 +89,8 @@ def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None) ->
     )
 
 
-def history_page(conn: sqlite3.Connection, user_id: int, before: int | None
-                 ) -> tuple[list[stats.RecentPlay], int | None]:
+def history_page(conn: sqlite3.Connection, user_id: int, before: stats.Cursor | None
+                 ) -> tuple[list[stats.RecentPlay], stats.Cursor | None]:
     """One page of the play history, older than `before`."""
     timezone = users.user_timezone(conn, user_id)
     return stats.recent_plays(conn, user_id, timezone, before=before, limit=RECENT_PAGE)

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from mtm import identity
+
 T = TypeVar("T")
 
 
@@ -24,6 +26,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
     conn.row_factory = sqlite3.Row
+    identity.register(conn)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA busy_timeout = 10000")
@@ -66,6 +69,8 @@ def schema_version(conn: sqlite3.Connection) -> int:
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply every migration newer than the database, each in its own transaction."""
     applied = []
+    # Migrations may compute record keys of stored plays in SQL.
+    identity.register(conn)
     for number, name, script in migrations():
         if number <= schema_version(conn):
             continue

@@ -33,9 +33,9 @@ FORMATS = {
 }
 # This user's rows of these tables are copied; never tokens, sign-in states, leases or the
 # backup index (a restore must not resurrect files that no longer exist).
-USER_TABLES = ("preferences", "plays", "user_tracks", "user_artists", "listening_days",
-               "listening_hours", "listening_weekhours", "top_snapshots", "sync_runs",
-               "playlists")
+USER_TABLES = ("preferences", "imports", "plays", "user_tracks", "user_artists",
+               "listening_days", "listening_hours", "listening_weekhours", "listening_months",
+               "top_snapshots", "sync_runs", "playlists")
 # Rows hanging off this user's playlists, copied when the table exists.
 PLAYLIST_CHILD_TABLES = ("playlist_tracks",)
 SECRET_TABLES = ("tokens", "oauth_states")
@@ -48,13 +48,15 @@ SPOTIFY_KEYS = ("ts", "platform", "ms_played", "conn_country", "ip_addr",
                 "audiobook_chapter_uri", "audiobook_chapter_title", "reason_start", "reason_end",
                 "shuffle", "skipped", "offline", "offline_timestamp", "incognito_mode")
 # What this app knows beyond Spotify's format, under names no Spotify key will take.
-MTM_KEYS = ("mtm_source", "mtm_context_uri", "mtm_artist_uri", "mtm_album_uri")
+# mtm_key is the play's record key (mtm.identity), as a decimal string because JSON readers
+# in browsers lose integers beyond 2**53: importing the file again then adds nothing.
+MTM_KEYS = ("mtm_source", "mtm_key", "mtm_context_uri", "mtm_artist_uri", "mtm_album_uri")
 
 CSV_COLUMNS = ("Ended at (UTC)", "Local date", "Local time", "Time zone", "Track", "Artist",
                "All artists", "Album", "Minutes played", "Milliseconds played", "Skipped",
                "Source", "Spotify track URI", "Context URI")
-SOURCE_LABELS = {"api": "Spotify recently played", "export": "Spotify privacy export",
-                 "demo": "Demo data"}
+SOURCE_LABELS = {"api": "Spotify recently played", "export": "Spotify extended streaming history",
+                 "account": "Spotify account data", "demo": "Demo data"}
 # Spreadsheets run a cell starting with these as a formula; a leading ' keeps it text.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -73,6 +75,7 @@ class ExportPlay:
     """One play with the names and ids an export needs."""
 
     played_at: int
+    record_key: int
     ms_played: int
     source: str
     context_uri: str | None
@@ -195,7 +198,8 @@ def write_snapshot(db_path: str | Path, user_id: int, dest: str | Path) -> Snaps
             conn.execute("BEGIN")
             try:
                 _copy_user(conn, user_id)
-                plays = conn.execute("SELECT count(*) FROM export.plays").fetchone()[0]
+                plays = conn.execute(
+                    "SELECT count(*) FROM export.plays WHERE counted").fetchone()[0]
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -213,28 +217,29 @@ def write_snapshot(db_path: str | Path, user_id: int, dest: str | Path) -> Snaps
 # --- plays, page by page -------------------------------------------------------------
 
 
-def plays_page(conn: sqlite3.Connection, user_id: int, after: int, limit: int = PAGE_SIZE,
-               *, with_artists: bool = False) -> list[ExportPlay]:
-    """Up to `limit` plays that ended after `after` (UTC seconds), oldest first."""
+def plays_page(conn: sqlite3.Connection, user_id: int, after: tuple[int, int],
+               limit: int = PAGE_SIZE, *, with_artists: bool = False) -> list[ExportPlay]:
+    """Up to `limit` plays after the (second, record key) cursor `after`, oldest first."""
     artists = ("""(SELECT group_concat(name, '; ') FROM (
                        SELECT ar.name FROM track_artists ta JOIN artists ar ON ar.id = ta.artist_id
                        WHERE ta.track_id = p.track_id ORDER BY ta.position))"""
                if with_artists else "NULL")
     rows = conn.execute(
-        f"""SELECT p.played_at, p.ms_played, p.source, p.context_uri, p.skipped,
+        f"""SELECT p.played_at, p.record_key, p.ms_played, p.source, p.context_uri, p.skipped,
                    t.name, t.spotify_id, a.name, a.spotify_id, al.name, al.spotify_id,
                    {artists}
             FROM plays p JOIN tracks t ON t.id = p.track_id JOIN artists a ON a.id = p.artist_id
             LEFT JOIN albums al ON al.id = t.album_id
-            WHERE p.user_id = ? AND p.played_at > ? ORDER BY p.played_at LIMIT ?""",
-        (user_id, after, limit))
+            WHERE p.user_id = ? AND (p.played_at, p.record_key) > (?, ?)
+            ORDER BY p.played_at, p.record_key LIMIT ?""",
+        (user_id, *after, limit))
     return [ExportPlay(*row) for row in rows]
 
 
 async def iter_pages(db: database.Database, user_id: int, *, with_artists: bool = False,
                      page_size: int = PAGE_SIZE) -> AsyncIterator[list[ExportPlay]]:
     """Every play of the user in pages, each read in the thread pool (keyset pagination)."""
-    after = -1
+    after = (-1, 0)
     while True:
         page = await db.run(plays_page, user_id, after, page_size, with_artists=with_artists)
         if not page:
@@ -242,7 +247,7 @@ async def iter_pages(db: database.Database, user_id: int, *, with_artists: bool 
         yield page
         if len(page) < page_size:
             return
-        after = page[-1].played_at
+        after = (page[-1].played_at, page[-1].record_key)
 
 
 def _iso(ts: int) -> str:
@@ -265,7 +270,8 @@ def spotify_record(play: ExportPlay) -> dict:
         spotify_track_uri=_uri("track", play.track_id),
         skipped=None if play.skipped is None else bool(play.skipped),
     )
-    record.update(mtm_source=play.source, mtm_context_uri=play.context_uri,
+    record.update(mtm_source=play.source, mtm_key=str(play.record_key),
+                  mtm_context_uri=play.context_uri,
                   mtm_artist_uri=_uri("artist", play.artist_id),
                   mtm_album_uri=_uri("album", play.album_id))
     return record

@@ -8,14 +8,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from mtm import identity
 from mtm.db import transaction
+from mtm.identity import PLAY_MS
 from mtm.users import user_timezone
 
-SOURCES = ("api", "export", "demo")
+SOURCES = ("api", "export", "account", "demo")
 # Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
-ROLLUPS_VERSION = 1
+# 2: plays count streams of 30 s or more only, and listening_months joins the rollups.
+ROLLUPS_VERSION = 2
 ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours",
-                 "listening_weekhours")
+                 "listening_weekhours", "listening_months")
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,11 @@ class TrackIn:
 
 @dataclass(frozen=True)
 class PlayIn:
-    """One play: when it ended (UTC seconds), what, for how long, and where it came from."""
+    """One play: when it ended (UTC seconds), what, for how long, and where it came from.
+
+    `key` identifies the record it came from (mtm.identity); without one, the play is
+    identified by its source, second and track.
+    """
 
     played_at: int
     track: TrackIn
@@ -61,13 +68,23 @@ class PlayIn:
     source: str
     context_uri: str | None = None
     skipped: bool | None = None
+    key: int | None = None
+
+    @property
+    def record_key(self) -> int:
+        """The key stored with the play."""
+        if self.key is not None:
+            return self.key
+        main = self.track.artists[0].name if self.track.artists else None
+        return identity.default_key(self.source, self.played_at, self.track.spotify_id, main,
+                                    self.track.name)
 
 
 def play_key(when: str | int | float | datetime) -> int:
-    """The de-duplication key of a play: the whole UTC second its playback ended.
+    """The whole UTC second a play ended, as it is stored.
 
     The API gives `2024-04-20T18:15:22.481Z`, exports give `2024-04-20T18:15:22Z`;
-    both are the same play, so sub-second parts are dropped.
+    sub-second parts are dropped (0 to 6 fractional digits are accepted).
     """
     if isinstance(when, datetime):
         moment = when if when.tzinfo else when.replace(tzinfo=UTC)
@@ -165,24 +182,29 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
     artist_ids = [upsert_artist(conn, a) for a in track.artists]
     main = artist_ids[0]
     album_id = upsert_album(conn, track.album, main) if track.album else None
+    key = identity.match_key(track.artists[0].name, track.name)
     if track.spotify_id:
         track_id = conn.execute(
-            """INSERT INTO tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit)
-               VALUES (?, ?, ?, ?, ?, ?)
+            """INSERT INTO tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit,
+                                   match_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(spotify_id) DO UPDATE SET name = excluded.name,
                    album_id = coalesce(excluded.album_id, tracks.album_id),
                    duration_ms = coalesce(excluded.duration_ms, tracks.duration_ms),
-                   explicit = coalesce(excluded.explicit, tracks.explicit)
+                   explicit = coalesce(excluded.explicit, tracks.explicit),
+                   match_key = excluded.match_key
                RETURNING id""",
-            (track.spotify_id, track.name, album_id, main, track.duration_ms, track.explicit),
+            (track.spotify_id, track.name, album_id, main, track.duration_ms, track.explicit,
+             key),
         ).fetchone()[0]
     else:
         row = conn.execute(
             "SELECT id FROM tracks WHERE spotify_id IS NULL AND name = ? AND artist_id = ?",
             (track.name, main)).fetchone()
         track_id = row[0] if row else conn.execute(
-            """INSERT INTO tracks (name, album_id, artist_id, duration_ms) VALUES (?, ?, ?, ?)
-               RETURNING id""", (track.name, album_id, main, track.duration_ms)).fetchone()[0]
+            """INSERT INTO tracks (name, album_id, artist_id, duration_ms, match_key)
+               VALUES (?, ?, ?, ?, ?) RETURNING id""",
+            (track.name, album_id, main, track.duration_ms, key)).fetchone()[0]
     conn.executemany(
         """INSERT INTO track_artists (track_id, position, artist_id) VALUES (?, ?, ?)
            ON CONFLICT(track_id, position) DO UPDATE SET artist_id = excluded.artist_id""",
@@ -193,24 +215,25 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
 # --- plays -------------------------------------------------------------------
 
 
-_INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming_plays (
-    played_at INTEGER PRIMARY KEY, track_id INTEGER NOT NULL, artist_id INTEGER NOT NULL,
-    ms_played INTEGER NOT NULL, source TEXT NOT NULL, context_uri TEXT, skipped INTEGER,
-    day TEXT NOT NULL, hour INTEGER NOT NULL, weekday INTEGER NOT NULL)"""
+# Plays about to be stored: filled by add_plays or the importer, applied by apply_incoming.
+INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming_plays (
+    played_at INTEGER NOT NULL, record_key INTEGER NOT NULL, track_id INTEGER NOT NULL,
+    artist_id INTEGER NOT NULL, ms_played INTEGER NOT NULL, source TEXT NOT NULL,
+    context_uri TEXT, skipped INTEGER, day TEXT NOT NULL, hour INTEGER NOT NULL,
+    weekday INTEGER NOT NULL, PRIMARY KEY (played_at, record_key)) WITHOUT ROWID"""
 
 
 def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -> int:
     """Store plays not seen before and update the rollups; return how many were new.
 
-    Runs in one transaction: a failure stores nothing, so a retried sync completes it.
+    A play is new unless its record is stored already (same key), or a record of the same
+    play from another source is (mtm.identity.compatible). Runs in one transaction: a
+    failure stores nothing, so a retried sync completes it.
     """
     with transaction(conn):
-        # With no plays yet, rollups kept on write are complete: nothing to rebuild later.
-        conn.execute("UPDATE users SET rollups_version = ? WHERE id = ? AND NOT EXISTS "
-                     "(SELECT 1 FROM plays WHERE user_id = ?)", (ROLLUPS_VERSION, user_id, user_id))
         local = LocalTime(user_timezone(conn, user_id))
         track_rows: dict[TrackIn, tuple[int, int]] = {}
-        conn.execute(_INCOMING)
+        conn.execute(INCOMING)
         conn.execute("DELETE FROM incoming_plays")
         rows = []
         for play in plays:
@@ -219,57 +242,103 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
             ids = track_rows.get(play.track)
             if ids is None:
                 ids = track_rows[play.track] = upsert_track(conn, play.track)
-            rows.append((play.played_at, ids[0], ids[1], max(0, int(play.ms_played)),
-                         play.source, play.context_uri,
+            rows.append((play.played_at, play.record_key, ids[0], ids[1],
+                         max(0, int(play.ms_played)), play.source, play.context_uri,
                          None if play.skipped is None else int(play.skipped),
                          *local(play.played_at)))
-        # The first copy of a play within one batch wins, like a stored one does.
+        # The first copy of a record within one batch wins, like a stored one does.
         conn.executemany(
-            "INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            "INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         conn.execute("""DELETE FROM incoming_plays WHERE EXISTS (SELECT 1 FROM plays
-                        WHERE user_id = ? AND plays.played_at = incoming_plays.played_at)""",
-                     (user_id,))
-        added = conn.execute("SELECT count(*) FROM incoming_plays").fetchone()[0]
-        if added:
-            _apply_incoming(conn, user_id)
-        conn.execute("DELETE FROM incoming_plays")
+                        WHERE user_id = ? AND plays.played_at = incoming_plays.played_at
+                          AND plays.record_key = incoming_plays.record_key)""", (user_id,))
+        _drop_twins(conn, user_id)
+        added = apply_incoming(conn, user_id)
     return added
 
 
-def _apply_incoming(conn: sqlite3.Connection, user_id: int) -> None:
+_TWINS = """SELECT i.played_at, i.record_key, i.source, i.ms_played,
+                   p.played_at, p.record_key, p.source, p.ms_played
+            FROM incoming_plays i JOIN tracks ti ON ti.id = i.track_id
+            JOIN plays p ON p.user_id = ? AND p.played_at BETWEEN i.played_at - ?
+                                                            AND i.played_at + ?
+            JOIN tracks tp ON tp.id = p.track_id
+            WHERE p.source <> i.source AND (tp.id = ti.id OR tp.match_key = ti.match_key)"""
+
+
+def _drop_twins(conn: sqlite3.Connection, user_id: int) -> None:
+    """Leave out incoming plays whose twin from another source is stored already."""
+    span = conn.execute("SELECT min(played_at), max(played_at) FROM incoming_plays").fetchone()
+    reach = identity.MINUTE + identity.MATCH_WINDOW
+    if span[0] is None or conn.execute(
+            "SELECT 1 FROM plays WHERE user_id = ? AND played_at BETWEEN ? AND ? LIMIT 1",
+            (user_id, span[0] - reach, span[1] + reach)).fetchone() is None:
+        return
+    pairs = [((r[0], r[1]), (r[4], r[5]), identity.Moment(r[2], r[0], r[3]),
+              identity.Moment(r[6], r[4], r[7]))
+             for r in conn.execute(_TWINS, (user_id, reach, reach))]
+    twins = identity.assign(pairs)
+    conn.executemany("DELETE FROM incoming_plays WHERE played_at = ? AND record_key = ?",
+                     list(twins))
+
+
+def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None = None) -> int:
+    """Store the plays in `incoming_plays` with their rollups; return how many there were.
+
+    The caller holds the transaction and has left out plays that are stored already.
+    """
+    added = conn.execute("SELECT count(*) FROM incoming_plays").fetchone()[0]
+    if not added:
+        return 0
+    # With no plays yet, rollups kept on write are complete: nothing to rebuild later.
+    conn.execute("UPDATE users SET rollups_version = ? WHERE id = ? AND NOT EXISTS "
+                 "(SELECT 1 FROM plays WHERE user_id = ?)", (ROLLUPS_VERSION, user_id, user_id))
     conn.execute(
-        """INSERT INTO plays (user_id, played_at, track_id, artist_id, ms_played, source,
-                              context_uri, skipped)
-           SELECT ?, played_at, track_id, artist_id, ms_played, source, context_uri, skipped
-           FROM incoming_plays ORDER BY played_at""", (user_id,))
+        """INSERT INTO plays (user_id, played_at, record_key, track_id, artist_id, ms_played,
+                              source, context_uri, skipped, import_id)
+           SELECT ?, played_at, record_key, track_id, artist_id, ms_played, source,
+                  context_uri, skipped, ?
+           FROM incoming_plays ORDER BY played_at, record_key""", (user_id, import_id))
     for table, column in (("user_tracks", "track_id"), ("user_artists", "artist_id")):
         conn.execute(
             f"""INSERT INTO {table} (user_id, {column}, plays, ms_played, first_played,
                                      last_played)
-                SELECT ?, {column}, count(*), sum(ms_played), min(played_at), max(played_at)
+                SELECT ?, {column}, sum(ms_played >= ?), sum(ms_played), min(played_at),
+                       max(played_at)
                 FROM incoming_plays WHERE true GROUP BY {column}
                 ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                     ms_played = ms_played + excluded.ms_played,
                     first_played = min(first_played, excluded.first_played),
-                    last_played = max(last_played, excluded.last_played)""", (user_id,))
+                    last_played = max(last_played, excluded.last_played)""",
+            (user_id, PLAY_MS))
     conn.execute(
         """INSERT INTO listening_days (user_id, day, plays, ms_played)
-           SELECT ?, day, count(*), sum(ms_played) FROM incoming_plays WHERE true GROUP BY day
+           SELECT ?, day, sum(ms_played >= ?), sum(ms_played) FROM incoming_plays WHERE true
+           GROUP BY day
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-               ms_played = ms_played + excluded.ms_played""", (user_id,))
+               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
     conn.execute(
         """INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played)
-           SELECT ?, day, hour, weekday, count(*), sum(ms_played) FROM incoming_plays WHERE true
-           GROUP BY day, hour
+           SELECT ?, day, hour, weekday, sum(ms_played >= ?), sum(ms_played)
+           FROM incoming_plays WHERE true GROUP BY day, hour
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-               ms_played = ms_played + excluded.ms_played""", (user_id,))
+               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
     conn.execute(
         """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
-           SELECT ?, weekday, hour, count(*), sum(ms_played) FROM incoming_plays WHERE true
-           GROUP BY weekday, hour
+           SELECT ?, weekday, hour, sum(ms_played >= ?), sum(ms_played) FROM incoming_plays
+           WHERE true GROUP BY weekday, hour
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-               ms_played = ms_played + excluded.ms_played""", (user_id,))
+               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
+    conn.execute(
+        """INSERT INTO listening_months (user_id, month, source, plays, streams, ms_played)
+           SELECT ?, substr(day, 1, 7), source, sum(ms_played >= ?), count(*), sum(ms_played)
+           FROM incoming_plays WHERE true GROUP BY substr(day, 1, 7), source
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               streams = streams + excluded.streams,
+               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
     bump_version(conn, user_id)
+    conn.execute("DELETE FROM incoming_plays")
+    return added
 
 
 def bump_version(conn: sqlite3.Connection, user_id: int) -> None:
@@ -293,20 +362,31 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
             conn.execute(
                 f"""INSERT INTO {table} (user_id, {column}, plays, ms_played, first_played,
                                          last_played)
-                    SELECT user_id, {column}, count(*), sum(ms_played), min(played_at),
+                    SELECT user_id, {column}, sum(counted), sum(ms_played), min(played_at),
                            max(played_at)
                     FROM plays WHERE user_id = ? GROUP BY {column}""", (user_id,))
         local = LocalTime(user_timezone(conn, user_id))
         hours: dict[tuple[str, int, int], list[int]] = {}
-        for played_at, ms in conn.execute(
-                "SELECT played_at, ms_played FROM plays WHERE user_id = ?", (user_id,)):
-            entry = hours.setdefault(local(played_at), [0, 0])
-            entry[0] += 1
+        months: dict[tuple[str, str], list[int]] = {}
+        for played_at, ms, counted, source in conn.execute(
+                "SELECT played_at, ms_played, counted, source FROM plays WHERE user_id = ?",
+                (user_id,)):
+            key = local(played_at)
+            entry = hours.setdefault(key, [0, 0])
+            entry[0] += counted
             entry[1] += ms
+            month = months.setdefault((key[0][:7], source), [0, 0, 0])
+            month[0] += counted
+            month[1] += 1
+            month[2] += ms
         conn.executemany(
             "INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [(user_id, *key, n, ms) for key, (n, ms) in hours.items()])
+        conn.executemany(
+            "INSERT INTO listening_months (user_id, month, source, plays, streams, ms_played) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(user_id, *key, *values) for key, values in months.items()])
         conn.execute(
             """INSERT INTO listening_days (user_id, day, plays, ms_played)
                SELECT user_id, day, sum(plays), sum(ms_played) FROM listening_hours

@@ -331,7 +331,7 @@ def recent_discoveries(conn: sqlite3.Connection, user_id: int, *, limit: int = D
            FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id
            JOIN artists a ON a.id = t.artist_id
            WHERE ut.user_id = ? AND ut.first_played > ? AND ut.first_played <= ?
-             AND t.spotify_id IS NOT NULL
+             AND ut.plays > 0 AND t.spotify_id IS NOT NULL
            ORDER BY ut.plays DESC, ut.first_played DESC, ut.track_id LIMIT ?""",
         (user_id, end - DISCOVERY_DAYS * 86400, end, _check_limit(limit))).fetchall()
     return [Candidate(tid, sid, name, artist, n, f"{_plays(n)} since {_day(first, zone)}")
@@ -347,7 +347,7 @@ def _top_between(conn: sqlite3.Connection, user_id: int, start: int, end: int, l
     return conn.execute(
         """WITH counted AS MATERIALIZED (
                SELECT ut.track_id, ut.ms_played,
-                      (SELECT count(*) FROM plays p
+                      (SELECT sum(p.counted) FROM plays p
                        WHERE p.user_id = ut.user_id AND p.track_id = ut.track_id
                          AND p.played_at >= ? AND p.played_at < ?) AS n
                FROM user_tracks ut
@@ -410,7 +410,7 @@ def on_this_day(conn: sqlite3.Connection, user_id: int, *, limit: int = DEFAULT_
                       group_concat(DISTINCT d.year) AS years
                FROM days d CROSS JOIN plays p
                ON p.user_id = ? AND p.played_at >= d.start AND p.played_at < d.stop
-               GROUP BY p.track_id)
+               WHERE p.counted GROUP BY p.track_id)
            SELECT f.track_id, t.spotify_id, t.name, a.name, f.n, f.years
            FROM found f JOIN tracks t ON t.id = f.track_id JOIN artists a ON a.id = t.artist_id
            WHERE t.spotify_id IS NOT NULL

@@ -51,6 +51,11 @@ class RecentPlay:
     minutes: float
     skipped: bool
     source: str
+    counted: bool = True
+
+
+# Where a page of plays ends: (second, record key) of its last play, as plays are ordered.
+Cursor = tuple[int, int]
 
 
 def local_today(timezone: str, now: datetime | None = None) -> date:
@@ -82,9 +87,10 @@ def headline(conn: sqlite3.Connection, user_id: int, today: date) -> Headline:
     plays, ms = conn.execute(
         "SELECT coalesce(sum(plays), 0), coalesce(sum(ms_played), 0) FROM listening_days "
         "WHERE user_id = ?", (user_id,)).fetchone()
-    artists = conn.execute("SELECT count(*) FROM user_artists WHERE user_id = ?",
+    # Played means at least one stream of 30 s or more; a track only ever skipped is not.
+    artists = conn.execute("SELECT count(*) FROM user_artists WHERE user_id = ? AND plays > 0",
                            (user_id,)).fetchone()[0]
-    tracks = conn.execute("SELECT count(*) FROM user_tracks WHERE user_id = ?",
+    tracks = conn.execute("SELECT count(*) FROM user_tracks WHERE user_id = ? AND plays > 0",
                           (user_id,)).fetchone()[0]
     days = [date.fromisoformat(d) for (d,) in conn.execute(
         "SELECT day FROM listening_days WHERE user_id = ? AND plays > 0 ORDER BY day",
@@ -129,9 +135,9 @@ def top_artists(conn: sqlite3.Connection, user_id: int, start: int, end: int, li
     """The most-played artists between two UTC instants."""
     rows = conn.execute(
         """SELECT a.name, a.spotify_id, t.plays, t.ms FROM (
-               SELECT artist_id, count(*) AS plays, sum(ms_played) AS ms FROM plays
+               SELECT artist_id, sum(counted) AS plays, sum(ms_played) AS ms FROM plays
                WHERE user_id = ? AND played_at >= ? AND played_at < ?
-               GROUP BY artist_id ORDER BY plays DESC, ms DESC LIMIT ?) AS t
+               GROUP BY artist_id HAVING plays > 0 ORDER BY plays DESC, ms DESC LIMIT ?) AS t
            JOIN artists a ON a.id = t.artist_id ORDER BY t.plays DESC, t.ms DESC, a.name""",
         (user_id, start, end, limit))
     return [Ranked(r["name"], "", r["plays"], round(r["ms"] / 60000), r["spotify_id"])
@@ -143,9 +149,9 @@ def top_tracks(conn: sqlite3.Connection, user_id: int, start: int, end: int, lim
     """The most-played tracks between two UTC instants."""
     rows = conn.execute(
         """SELECT tr.name, tr.spotify_id, a.name AS artist, t.plays, t.ms FROM (
-               SELECT track_id, count(*) AS plays, sum(ms_played) AS ms FROM plays
+               SELECT track_id, sum(counted) AS plays, sum(ms_played) AS ms FROM plays
                WHERE user_id = ? AND played_at >= ? AND played_at < ?
-               GROUP BY track_id ORDER BY plays DESC, ms DESC LIMIT ?) AS t
+               GROUP BY track_id HAVING plays > 0 ORDER BY plays DESC, ms DESC LIMIT ?) AS t
            JOIN tracks tr ON tr.id = t.track_id JOIN artists a ON a.id = tr.artist_id
            ORDER BY t.plays DESC, t.ms DESC, tr.name""",
         (user_id, start, end, limit))
@@ -154,19 +160,20 @@ def top_tracks(conn: sqlite3.Connection, user_id: int, start: int, end: int, lim
 
 
 def recent_plays(conn: sqlite3.Connection, user_id: int, timezone: str,
-                 before: int | None = None, limit: int = 20) -> tuple[list[RecentPlay], int | None]:
+                 before: Cursor | None = None, limit: int = 20
+                 ) -> tuple[list[RecentPlay], Cursor | None]:
     """A page of plays, newest first, and the cursor of the next page (None at the end)."""
     rows = conn.execute(
-        """SELECT p.played_at, p.ms_played, p.skipped, p.source, tr.name AS track,
-                  a.name AS artist, al.name AS album
+        """SELECT p.played_at, p.record_key, p.ms_played, p.skipped, p.source, p.counted,
+                  tr.name AS track, a.name AS artist, al.name AS album
            FROM plays p JOIN tracks tr ON tr.id = p.track_id
            JOIN artists a ON a.id = p.artist_id LEFT JOIN albums al ON al.id = tr.album_id
-           WHERE p.user_id = ? AND p.played_at < ?
-           ORDER BY p.played_at DESC LIMIT ?""",
-        (user_id, before if before is not None else 2**62, limit + 1)).fetchall()
+           WHERE p.user_id = ? AND (p.played_at, p.record_key) < (?, ?)
+           ORDER BY p.played_at DESC, p.record_key DESC LIMIT ?""",
+        (user_id, *(before or (2**62, 0)), limit + 1)).fetchall()
     zone = ZoneInfo(timezone)
     page = [RecentPlay(datetime.fromtimestamp(r["played_at"], zone), r["track"], r["artist"],
                        r["album"], round(r["ms_played"] / 60000, 1), bool(r["skipped"]),
-                       r["source"]) for r in rows[:limit]]
-    next_cursor = rows[limit - 1]["played_at"] if len(rows) > limit else None
-    return page, next_cursor
+                       r["source"], bool(r["counted"])) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return page, (last["played_at"], last["record_key"]) if last else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,15 +29,27 @@ async def dashboard_page(request: Request) -> Response:
     return render(request, "home", "dashboard", {"dash": data})
 
 
+def _cursor(params) -> tuple[int, int] | None | str:
+    """The (second, key) cursor of /plays, None for the newest page, or what is wrong."""
+    raw, key = params.get("before"), params.get("key")
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) > MAX_CURSOR:
+        return "The `before` cursor must be a whole number of seconds."
+    if key is None:
+        # A cursor without a key (an older link) starts before that whole second.
+        return int(raw), -(2**63)
+    if not re.fullmatch(r"-?\d{1,19}", key) or not -(2**63) <= int(key) < 2**63:
+        return "The `key` cursor must be a whole number."
+    return int(raw), int(key)
+
+
 @login_required
 async def plays(request: Request) -> Response:
     """Older plays: a page without JavaScript, rows appended in place with HTMX."""
-    raw = request.query_params.get("before")
-    before = None
-    if raw is not None:
-        if not raw.isdigit() or int(raw) > MAX_CURSOR:
-            return invalid_input(request, "The `before` cursor must be a whole number of seconds.")
-        before = int(raw)
+    before = _cursor(request.query_params)
+    if isinstance(before, str):
+        return invalid_input(request, before)
     user = await current_user(request)
     items, cursor = await request.app.state.services.db.run(dashboard.history_page, user.id,
                                                             before)
