@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import accumulate
 from pathlib import Path
+from typing import NamedTuple
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 BASE62 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -45,9 +46,21 @@ DEVICES = (
 )
 WEB_AGENT = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
              "Chrome/99.0.4844.84 Safari/537.36")
+LEGACY_KEYS = ("ts", "username", "platform", "ms_played", "conn_country", "ip_addr_decrypted",
+               "user_agent_decrypted", "master_metadata_track_name",
+               "master_metadata_album_artist_name", "master_metadata_album_album_name",
+               "spotify_track_uri", "episode_name", "episode_show_name", "spotify_episode_uri",
+               "reason_start", "reason_end", "shuffle", "skipped", "offline", "offline_timestamp",
+               "incognito_mode")
 LEGACY_SINCE_YEAR = 2022  # older streams keep the long platform strings even in today's exports
 
-WORDS = """Love Night Heart Fire Light Dream Rain Gold Blue Summer City River Ghost Wild Shadow
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+WORDS = _words("""
+Love Night Heart Fire Light Dream Rain Gold Blue Summer City River Ghost Wild Shadow
 Ocean Electric Silver Paper Glass Neon Midnight Sugar Honey Velvet Thunder Echo Mirror Garden
 Stone Crystal Desert Winter Autumn Spring Storm Satellite Highway Lonely Golden Broken Secret
 Sweet Cold Burning Falling Rising Dancing Running Flying Sleeping Home Road Sky Sun Moon Star
@@ -58,23 +71,26 @@ Morning Evening Sunday Friday Weekend Holiday Motel Cinema Avenue Boulevard Harb
 Mountain Canyon Lake Fever Gravity Magnet Rocket Comet Planet Orbit Atlas Echoes Static Pulse
 Rhythm Melody Chorus Lullaby Anthem Ballad Serenade Symphony Blues Soul Funk Groove Café Niño
 Señorita Déjà Über Fjäll Sjön Ærø Noël Müde Corazón Mañana Beijo Saudade Fiesta Amour Rêve
-Lumière Nuit Ciel Sommar Vinter Hjärta Natten Kärlek Stjärnor Hav Zeit Liebe Nacht Traum""".split()
-FIRST = """Anna Björn José Zoë Chloé Łukasz Søren Ana Miguel Renée Jürgen Ólafur Nikolai Aoife
+Lumière Nuit Ciel Sommar Vinter Hjärta Natten Kärlek Stjärnor Hav Zeit Liebe Nacht Traum""")
+FIRST = _words("""
+Anna Björn José Zoë Chloé Łukasz Søren Ana Miguel Renée Jürgen Ólafur Nikolai Aoife
 Siobhán Mateo Lucía Amélie François Hannah Ezra Noah Maya Leo Elsa Oskar Ingrid Astrid Johan
 Camille Inès Thiago Joaquín Ximena Dmitri Yuki Hiro Mei Jae Priya Arjun Fatima Omar Kwame Ada
-Marcus Tyler Jade Ruby Finn Nora Ivy Felix Otis Luna Hugo Mila Theo Saoirse Grace Sam Alex""".split()
-LAST = """Andersson Müller García Núñez Dvořák O'Brien Kowalski Sørensen Fernández Öztürk Nakamura
+Marcus Tyler Jade Ruby Finn Nora Ivy Felix Otis Luna Hugo Mila Theo Saoirse Grace Sam Alex""")
+LAST = _words("""
+Andersson Müller García Núñez Dvořák O'Brien Kowalski Sørensen Fernández Öztürk Nakamura
 Kim Nguyễn Smith Johnson Brown Lefèvre Lindqvist Åberg Bergström Rossi Costa Silva Dubois Novak
 Horváth Jansen Virtanen Ivanova Petrov Hansen Walker Young King Wright Hill Moreno Ortega Lopez
-Martin Bernard Schmidt Weber Wagner Becker Hoffmann Larsen Nilsson Holm Quinn Reyes Cruz""".split()
-SYLLABLES = "ka lo mi ra ne so ta vi el an or is un be da fe gi ho ju ly mo nu pa re sa ti vo wa ze yo".split()
+Martin Bernard Schmidt Weber Wagner Becker Hoffmann Larsen Nilsson Holm Quinn Reyes Cruz""")
+SYLLABLES = _words("ka lo mi ra ne so ta vi el an or is un be da fe gi ho ju ly mo nu pa re sa "
+                   "ti vo wa ze yo")
 SCRIPTS = {
-    "ja": "夜 桜 星 夢 光 雨 恋 空 花火 東京 さよなら ありがとう 君の名 月光 青春 未来 ハート メロディ "
-          "ドライブ シティ 宇宙 海 風 記憶".split(),
-    "ko": "사랑 밤 별 하늘 바다 꿈 소녀 봄날 너 우리 기억 노래 시간 여름 비 마음".split(),
-    "ru": "Ночь Город Море Звезда Кино Весна Любовь Дождь Сердце Лето Небо Зима Мечта".split(),
+    "ja": _words("夜 桜 星 夢 光 雨 恋 空 花火 東京 さよなら ありがとう 君の名 月光 "
+                 "青春 未来 ハート メロディ ドライブ シティ 宇宙 海 風 記憶"),
+    "ko": _words("사랑 밤 별 하늘 바다 꿈 소녀 봄날 너 우리 기억 노래 시간 여름 비 마음"),
+    "ru": _words("Ночь Город Море Звезда Кино Весна Любовь Дождь Сердце Лето Небо Зима Мечта"),
 }
-EMOJI = "✨ 🌙 🔥 💔 🌊 🌸 🖤 🦋".split()
+EMOJI = _words("✨ 🌙 🔥 💔 🌊 🌸 🖤 🦋")
 TEMPLATES = ("{}", "{}", "{} {}", "{} {}", "{} {}", "The {}", "{} of the {}", "{} in the {}",
              "{}, {}", "{} & {}", "Don't Let the {} Go", '"{}"', "{} (Interlude)", "No {}",
              "{}'s {}", "{} {} {}", "Intro", "Outro", "Where the {} Goes", "{}, {} & {}")
@@ -96,6 +112,19 @@ class Catalogue:
     seed: int
 
 
+class Session(NamedTuple):
+    """Device, network and playback settings shared by consecutive streams."""
+
+    device: int  # index into DEVICES
+    legacy_platform: str
+    country: str
+    ip: str
+    shuffle: bool
+    incognito: bool
+    start: str  # reason_start of the session's first stream
+    offline: bool
+
+
 @dataclass
 class History:
     """One listener's extended history as parallel arrays, one entry per stream, ts ascending."""
@@ -109,7 +138,7 @@ class History:
     offline: bytearray
     offline_ts: array  # epoch seconds, -1 for null
     session: array
-    sessions: list[tuple]  # see _session
+    sessions: list[Session]
 
 
 def _spotify_id(*parts: object) -> str:
@@ -131,6 +160,20 @@ def _apportion(weights: Sequence[float], total: int) -> list[int]:
     for i in by_rest[: total - sum(counts)]:
         counts[i] += 1
     return counts
+
+
+def _spread(weights: Sequence[float], total: int, cap: int) -> list[int]:
+    """Split `total` in proportion to `weights` with no share above `cap` (water-filling)."""
+    full: set[int] = set()
+    while True:
+        free = [0.0 if d in full else w for d, w in enumerate(weights)]
+        if not any(free):  # too few listening days for `total`: use the quiet ones too
+            free = [0.0 if d in full else 1.0 for d in range(len(weights))]
+        counts = _apportion(free, total - cap * len(full))
+        over = [d for d, c in enumerate(counts) if c > cap]
+        if not over:
+            return [cap if d in full else c for d, c in enumerate(counts)]
+        full.update(over)
 
 
 def _invented(rng: random.Random) -> str:
@@ -188,7 +231,7 @@ def _catalogue(seed: int, records: int) -> Catalogue:
     while len(artists) < n_artists:
         name, script = _artist_name(rng)
         artists.setdefault(name, script)
-    artist_weight = [1 / (rank + 5) ** 1.1 for rank in range(n_artists)]
+    artist_weight = [1 / (rank + 8) ** 1.2 for rank in range(n_artists)]
     # Favourite artists are the ones with many tracks in a history.
     per_artist = [1 + c for c in _apportion([w ** 0.6 for w in artist_weight],
                                             n_tracks - n_artists)]
@@ -196,12 +239,14 @@ def _catalogue(seed: int, records: int) -> Catalogue:
     for a, (artist, script) in enumerate(artists.items()):
         count, mine, album = per_artist[a], {}, _phrase(rng, script)
         left_on_album = rng.randint(4, 14)
-        spread = sum(1 / (k + 1) ** 0.8 for k in range(count))
+        # Within an artist a few tracks are hits and most are heard once or twice.
+        appeal = [rng.lognormvariate(0, 1.1) / (k + 1) ** 0.6 for k in range(count)]
+        spread = sum(appeal)
         for k in range(count):
             if left_on_album == 0:
                 album, left_on_album = _phrase(rng, script), rng.randint(4, 14)
             left_on_album -= 1
-            duration = int(rng.triangular(90, 420, 200) * 1000) + rng.randrange(1000)
+            duration = int(min(420, max(90, rng.lognormvariate(5.3, 0.25))) * 1000)
             if mine and rng.random() < 0.05:  # the single and the album version: two URIs
                 name = rng.choice(list(mine))
                 this_album, duration = name, mine[name] + rng.randint(-900, 900)
@@ -226,14 +271,14 @@ def _catalogue(seed: int, records: int) -> Catalogue:
             names.append(name)
             albums.append(this_album)
             durations.append(duration)
-            weights.append(artist_weight[a] / (k + 1) ** 0.8 / spread)
+            weights.append(artist_weight[a] * appeal[k] / spread)
     n_shows = max(3, round(40 * scale))
     shows = list(dict.fromkeys(
         rng.choice(("The {} {} Podcast", "{} Talk", "Daily {}", "{} & {} Show", "{} Radio"))
         .format(rng.choice(WORDS), rng.choice(WORDS)) for _ in range(n_shows * 2)))[:n_shows]
     return Catalogue(list(artists), track_artist, names, albums, durations,
                      [_spotify_id(seed, "track", t) for t in range(len(names))], weights,
-                     shows, [rng.randint(15, 100) * 60_000 for _ in shows], seed)
+                     shows, [rng.randint(10, 70) * 60_000 for _ in shows], seed)
 
 
 def _day_plan(rng: random.Random, days: int, first_day: int) -> tuple[list[float], list[str]]:
@@ -275,7 +320,7 @@ def _plan_streams(rng: random.Random, cat: Catalogue, n: int, eras: int) -> tupl
         kind[i] = EPISODE if r < 0.03 else UNAVAILABLE if r < 0.032 else MUSIC
         if i and kind[i] == kind[i - 1] == MUSIC:
             r = rng.random()
-            burst[i] = QUICK_SKIP if r < 0.013 else OFFLINE_SYNC if r < 0.02 else 0
+            burst[i] = QUICK_SKIP if r < 0.011 else OFFLINE_SYNC if r < 0.017 else 0
     item, ms, end = array("l", bytes(8 * n)), array("l", bytes(8 * n)), bytearray(n)
     slots = [i for i in range(n) if kind[i] == MUSIC and burst[i] != OFFLINE_SYNC]
     # Every catalogue track is streamed at least once; the rest follow yearly-shifting tastes.
@@ -297,9 +342,10 @@ def _plan_streams(rng: random.Random, cat: Catalogue, n: int, eras: int) -> tupl
         if kind[i] == EPISODE:
             item[i] = rng.choices(range(len(show_cum)), cum_weights=show_cum)[0]
             length, r = int(cat.show_ms[item[i]] * rng.uniform(0.7, 1.3)), rng.random()
-            ms[i], end[i] = ((rng.randrange(30_000), FWDBTN) if r < 0.15 else
-                             (length, TRACKDONE) if r < 0.5 else
-                             (rng.randrange(30_000, length), rng.choice((ENDPLAY, LOGOUT, EXIT))))
+            ms[i], end[i] = ((rng.randrange(30_000), FWDBTN) if r < 0.2 else
+                             (length, TRACKDONE) if r < 0.45 else
+                             (30_000 + int((length - 30_000) * rng.random() ** 1.5),
+                              rng.choice((ENDPLAY, LOGOUT, EXIT))))
         elif kind[i] == UNAVAILABLE:
             ms[i], end[i] = rng.randrange(240_000), rng.choice((TRACKDONE, FWDBTN, ENDPLAY))
         elif burst[i] == QUICK_SKIP:  # two skips that end within one second
@@ -318,28 +364,298 @@ def _music_outcome(rng: random.Random, duration: int) -> tuple[int, int]:
     r = rng.random()
     if r < 0.03:
         return 0, FWDBTN if rng.random() < 0.8 else rng.choice((ENDPLAY, LOGOUT, EXIT))
-    if r < 0.215:
+    if r < 0.23:
         return 1 + int(29_998 * rng.random() ** 1.7), FWDBTN if rng.random() < 0.9 else BACKBTN
-    if r < 0.34:
+    if r < 0.355:
         return rng.randint(30_000, duration), rng.choices(PARTIAL_ENDS, PARTIAL_WEIGHTS)[0]
     return duration - (rng.randrange(900) if rng.random() < 0.4 else 0), TRACKDONE
 
 
-def _session(rng: random.Random, frac: float, year: int, country: str) -> tuple:
-    """Device, network and playback settings shared by the streams of one session."""
+def _session(rng: random.Random, frac: float, year: int, country: str) -> Session:
+    """A new session's settings, `frac` of the way through the history."""
     weights = [early + (late - early) * frac for *_, early, late in DEVICES]
     device = rng.choices(range(len(DEVICES)), weights=weights)[0]
     _, legacy_names, mobile, *_ = DEVICES[device]
-    legacy_name = legacy_names[min(len(legacy_names) - 1, int(frac * len(legacy_names)))]
+    # The listener replaces a device every few years; the strings age from 2015 to 2026.
+    legacy_name = legacy_names[min(len(legacy_names) - 1,
+                                   max(0, (year - 2015) * len(legacy_names) // 12))]
     if country != HOME:
         ip = f"192.0.2.{rng.randrange(1, 255)}"
     elif not mobile:
         ip = f"198.51.100.{(year * 37) % 254 + 1}"  # the home line changes address yearly
     elif rng.random() < 0.3 * frac:
-        ip = f"2001:db8:{rng.randrange(0x10000):x}:{rng.randrange(0x10000):x}::{rng.randrange(1, 0xffff):x}"
+        ip = "2001:db8:{:x}:{:x}::{:x}".format(*(rng.randrange(1, 0xffff) for _ in range(3)))
     else:
         ip = f"203.0.113.{rng.randrange(1, 255)}"
     offline = mobile and rng.random() < (0.3 if country != HOME else 0.07)
     start = rng.choices(("clickrow", "playbtn", "appload", "remote"), (40, 25, 25, 10))[0]
-    return (device, legacy_name, country, ip, rng.random() < 0.45, rng.random() < 0.01, start,
-            offline)
+    return Session(device, legacy_name, country, ip, rng.random() < 0.45, rng.random() < 0.01,
+                   start, offline)
+
+
+def _history(records: int, years: float, seed: int, end: datetime) -> History:
+    """The whole listening history for these arguments; the same arguments give the same one."""
+    rng = random.Random(f"{seed}:history")
+    cat = _catalogue(seed, records)
+    days, end_ts = max(1, round(years * 365.25)), int(end.timestamp())
+    first_day = end_ts // 86_400 - days
+    kind, burst, item, ms, end_code = _plan_streams(rng, cat, records, max(1, round(years)))
+    weights, countries = _day_plan(rng, days, first_day)
+    zeros = bytes(8 * records)
+    ts, offline_ts, session = array("q", zeros), array("q", zeros), array("q", zeros)
+    offline, sessions = bytearray(records), []
+    i, cursor = 0, first_day * 86_400_000
+    # No day holds more than 16 hours of streams, so that busy days never pile up.
+    cap = max(int(16 * 3_600_000 * records / (sum(ms) or 1)), 2 * records // days + 1)
+    for d, count in enumerate(_spread(weights, records, cap)):
+        if not count:
+            continue
+        day = first_day + d
+        tm = time.gmtime(day * 86_400)
+        utc_offset = 2 if 4 <= tm.tm_mon <= 10 else 1  # the listener lives on Central European time
+        hours = WEEKEND_HOURS if (day + 3) % 7 >= 5 else WEEKDAY_HOURS
+        k = max(1, min(count, round(count / rng.uniform(10, 35))))
+        cuts = sorted(rng.sample(range(1, count), k - 1))
+        for hour, lo, hi in zip(sorted(rng.choices(range(24), hours, k=k)), [0, *cuts],
+                                [*cuts, count], strict=True):
+            planned = (day * 86_400 + (hour - utc_offset) * 3600 + rng.randrange(3600)) * 1000
+            # A busy day's sessions run into each other's planned hours, never overlap.
+            t = max(planned, cursor + rng.randint(20_000, 900_000))
+            sessions.append(_session(rng, d / days, tm.tm_year, countries[d]))
+            for j in range(i + lo, i + hi):
+                session[j], offline[j] = len(sessions) - 1, sessions[-1].offline
+                if kind[j] == EPISODE:  # weekly shows, mostly heard within weeks of release
+                    back = rng.randrange(21) if rng.random() < 0.9 else rng.randrange(d + 1)
+                    aired = item[j] * 53 % 300  # episodes a show had before the history began
+                    item[j] = item[j] * 100_000 + max(1, aired + (d - back) // 7 + 1)
+                if burst[j] and j > i + lo:
+                    ts[j] = ts[j - 1]
+                    if burst[j] == OFFLINE_SYNC:
+                        offline[j - 1] = offline[j] = 1
+                        if offline_ts[j - 1] < 0:
+                            offline_ts[j - 1] = ts[j - 1] - ms[j - 1] // 1000
+                        offline_ts[j] = offline_ts[j - 1] - rng.randint(600, 3 * 86_400)
+                    else:
+                        offline_ts[j] = ts[j] if offline[j] else -1
+                    continue
+                offline_ts[j] = t // 1000 if offline[j] else -1
+                t += ms[j]
+                ts[j] = t // 1000
+                t += rng.randint(100, 1500)
+            cursor = t
+        i += count
+    overshoot = ts[-1] - end_ts + 1 if records else 0
+    if overshoot > 0:  # the last busy days ran past `end`
+        for j in range(records):
+            ts[j] -= overshoot
+            offline_ts[j] -= overshoot if offline_ts[j] >= 0 else 0
+    return History(cat, ts, ms, kind, item, end_code, offline, offline_ts, session, sessions)
+
+
+def _episode(cat: Catalogue, code: int) -> tuple[str, str, str]:
+    """Show name, episode name and episode URI of `code` (show * 100_000 + number)."""
+    show, number = divmod(code, 100_000)
+    pick = random.Random(f"{cat.seed}:episode:{code}")
+    title = f"{pick.choice(WORDS)} {pick.choice(WORDS).lower()}"
+    name = (f"#{number}: {title}", f"{title} with {pick.choice(FIRST)} {pick.choice(LAST)}",
+            f"Episode {number} - {title}")[show % 3]
+    return cat.shows[show], name, f"spotify:episode:{_spotify_id(cat.seed, 'episode', code)}"
+
+
+def _current_row(ts: int, platform: str, ms: int, country: str, ip: str,
+                 music: tuple | None, episode: tuple | None, start: str, end: int,
+                 shuffle: bool, offline: bool, offline_ts: int, incognito: bool) -> dict:
+    """One stream in today's extended-history format."""
+    track, artist, album, uri = music or (None, None, None, None)
+    show, name, episode_uri = episode or (None, None, None)
+    return {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)), "platform": platform,
+            "ms_played": ms, "conn_country": country, "ip_addr": ip,
+            "master_metadata_track_name": track, "master_metadata_album_artist_name": artist,
+            "master_metadata_album_album_name": album, "spotify_track_uri": uri,
+            "episode_name": name, "episode_show_name": show, "spotify_episode_uri": episode_uri,
+            "audiobook_title": None, "audiobook_uri": None, "audiobook_chapter_uri": None,
+            "audiobook_chapter_title": None, "reason_start": start, "reason_end": ENDS[end],
+            "shuffle": shuffle, "skipped": end == FWDBTN, "offline": offline,
+            "offline_timestamp": offline_ts if offline_ts >= 0 else None,
+            "incognito_mode": incognito}
+
+
+def _music(cat: Catalogue, track: int) -> tuple[str, str, str, str]:
+    return (cat.track_name[track], cat.artists[cat.track_artist[track]], cat.track_album[track],
+            f"spotify:track:{cat.track_uri[track]}")
+
+
+def _record(h: History, i: int, legacy: bool, username: str) -> dict:
+    """Stream `i` of the history as Spotify writes it, in the chosen format."""
+    device, legacy_name, country, ip, shuffle, incognito, start, _ = h.sessions[h.session[i]]
+    kind, stop, ms, end = h.kind[i], h.ts[i], h.ms[i], h.end[i]
+    if i and h.session[i] == h.session[i - 1]:
+        start = START_AFTER[h.end[i - 1]]
+    if i % 997 == 13:
+        start = "trackerror"
+    year = time.gmtime(stop).tm_year
+    platform = DEVICES[device][0] if year >= LEGACY_SINCE_YEAR else legacy_name
+    row = _current_row(stop, platform, ms, country, ip,
+                       _music(h.cat, h.item[i]) if kind == MUSIC else None,
+                       _episode(h.cat, h.item[i]) if kind == EPISODE else None,
+                       start, end, shuffle, bool(h.offline[i]), h.offline_ts[i], incognito)
+    if not legacy:
+        return row
+    # The old format stamps every stream, in milliseconds, and had no such stamp before 2015.
+    stamp = h.offline_ts[i] * 1000 + i % 1000 if h.offline_ts[i] >= 0 else stop * 1000 - ms
+    agent = WEB_AGENT if DEVICES[device][0] == "web_player" else "unknown"
+    row |= {"username": username, "platform": legacy_name, "ip_addr_decrypted": ip,
+            "user_agent_decrypted": agent if i % 53 else None,  # a few streams lack one
+            # Older streams only record `skipped` when it is true.
+            "skipped": True if end == FWDBTN else False if year >= 2020 else None,
+            "offline_timestamp": stamp if year >= 2015 else 0}
+    return {key: row[key] for key in LEGACY_KEYS}
+
+
+def _video_rows(h: History, count: int) -> list[dict]:
+    """Video-podcast streams, which Spotify keeps in a file of their own."""
+    rng = random.Random(f"{h.cat.seed}:video")
+    begin = h.ts[0] + (h.ts[-1] - h.ts[0]) * 6 // 10  # video podcasts are a recent thing
+    rows = []
+    for stop in sorted(rng.randrange(begin, h.ts[-1] + 1) for _ in range(count)):
+        show = rng.randrange(min(3, len(h.cat.shows)))
+        episode = _episode(h.cat, show * 100_000 + rng.randint(1, 200))
+        length, r = h.cat.show_ms[show], rng.random()
+        ms, end = ((rng.randrange(30_000), FWDBTN) if r < 0.2 else (length, TRACKDONE)
+                   if r < 0.4 else (rng.randrange(30_000, length), ENDPLAY))
+        platform = rng.choice(("android", "ios", "web_player", "windows"))
+        rows.append(_current_row(stop, platform, ms, HOME, f"203.0.113.{rng.randrange(1, 255)}",
+                                 None, episode, rng.choice(("clickrow", "playbtn")), end, False,
+                                 False, -1, False))
+    return rows
+
+
+def _years(rows: list[dict], key: str) -> str:
+    first, last = rows[0][key][:4], rows[-1][key][:4]
+    return first if first == last else f"{first}-{last}"
+
+
+def _dump(path: Path, rows: list | dict, separators: tuple[str, str] = (",", ": ")) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        json.dump(rows, handle, ensure_ascii=False, indent=2, separators=separators)
+    return path
+
+
+def write_extended(dest: Path, records: int = 500_000, years: float = 10.0, *, seed: int = 1,
+                   end: datetime | None = None, legacy: bool = False, video: bool = True,
+                   per_file: int = 16_000) -> list[Path]:
+    """Write an extended streaming history of `records` streams into `dest`; return the files."""
+    h = _history(records, years, seed, end or END)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(f"{seed}:files")
+    username = _username(seed)
+    paths, carried, lo = [], [], 0
+    while lo < records:
+        hi = min(records, lo + round(per_file * rng.uniform(0.97, 1.03)))
+        rows = carried + [_record(h, i, legacy, username) for i in range(lo, hi)]
+        name = (f"endsong_{len(paths)}.json" if legacy else
+                f"Streaming_History_Audio_{_years(rows, 'ts')}_{len(paths)}.json")
+        paths.append(_dump(dest / name, rows))
+        # Real exports repeat the streams around a file boundary at the start of the next file.
+        repeat = min(hi - lo - 1, round(per_file * 0.005 * rng.uniform(0.4, 1.6)))
+        carried, lo = rows[len(rows) - repeat:], hi
+    if video and not legacy and records:
+        rows = _video_rows(h, max(5, round(300 * records / 500_000)))
+        paths.append(_dump(dest / f"Streaming_History_Video_{_years(rows, 'ts')}.json", rows))
+    return paths
+
+
+def _username(seed: int) -> str:
+    rng = random.Random(f"{seed}:user")
+    return f"{rng.choice(WORDS).lower()}{rng.choice(SYLLABLES)}{rng.randrange(100)}"
+
+
+def _account_extras(dest: Path, h: History, since: int) -> list[Path]:
+    """The other MyData files, which mention tracks too and which an importer must ignore."""
+    cat, rng, user = h.cat, random.Random(f"{h.cat.seed}:mydata"), _username(h.cat.seed)
+    day = lambda ts: time.strftime("%Y-%m-%d", time.gmtime(ts))  # noqa: E731
+    tracks = [_music(cat, t) for t in rng.sample(range(len(cat.track_name)),
+                                                 min(150, len(cat.track_name)))]
+    playlists = [{"name": name, "lastModifiedDate": day(since + rng.randrange(86_400 * 90)),
+                  "collaborators": [], "description": None, "numberOfFollowers": rng.randrange(3),
+                  "items": [{"track": {"trackName": t, "artistName": a, "albumName": al,
+                                       "trackUri": uri},
+                             "episode": None, "audiobook": None, "localTrack": None,
+                             "addedDate": day(h.ts[0] + rng.randrange(h.ts[-1] - h.ts[0] + 1))}
+                            for t, a, al, uri in rng.sample(tracks, min(len(tracks), 40))]}
+                 for name in ("Road trip", "Läsa & plugga", "🔥 2025")]
+    searches = [{"platform": rng.choice(("ANDROID", "DESKTOP", "IOS")),
+                 "searchTime": time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(ts))
+                 + f"{rng.randrange(1000):03d}Z[UTC]",
+                 "searchQuery": a[: rng.randint(1, len(a))].lower(),
+                 "searchInteractionURIs": [uri] if rng.random() < 0.6 else []}
+                for ts, (_, a, _, uri) in zip(sorted(rng.randint(since, h.ts[-1])
+                                                     for _ in range(30)),
+                                              rng.choices(tracks, k=30), strict=True)]
+    files = {
+        "Userdata.json": {"username": user, "email": f"{user}@example.com", "country": HOME,
+                          "createdFromFacebook": False, "facebookUid": None,
+                          "birthdate": "1991-05-17", "gender": "female", "postalCode": None,
+                          "mobileNumber": None, "mobileOperator": None, "mobileBrand": None,
+                          "creationTime": day(h.ts[0] - 86_400 * 40)},
+        "Identity.json": {"displayName": user, "firstName": "Elsa", "lastName": "Lindqvist",
+                          "imageUrl": "", "largeImageUrl": "", "tasteMaker": False,
+                          "verified": False},
+        "Playlist1.json": {"playlists": playlists},
+        "SearchQueries.json": searches,
+        "YourLibrary.json": {"tracks": [{"artist": a, "album": al, "track": t, "uri": uri}
+                                        for t, a, al, uri in tracks[:60]],
+                             "albums": [], "shows": [], "episodes": [], "bannedTracks": [],
+                             "artists": [], "bannedArtists": [], "other": []},
+    }
+    return [_dump(dest / name, content, (",", " : ")) for name, content in files.items()]
+
+
+def write_account(dest: Path, records: int = 100_000, *, seed: int = 1,
+                  extended_records: int = 500_000, years: float = 10.0,
+                  end: datetime | None = None, podcasts: bool = True) -> list[Path]:
+    """Write account data for the last `records` music streams of that extended history."""
+    h = _history(extended_records, years, seed, end or END)
+    cat, rng = h.cat, random.Random(f"{seed}:account")
+    music = [i for i in range(len(h.ts)) if h.kind[i] == MUSIC]
+    music = music[max(0, len(music) - records):]
+    if not music:
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    since = h.ts[music[0]]
+    rows = [(h.ts[i], cat.artists[cat.track_artist[h.item[i]]], cat.track_name[h.item[i]],
+             h.ms[i]) for i in music]
+    # Account data holds some streams the extended history lacks.
+    cum = list(accumulate(cat.track_weight))
+    for t in rng.choices(range(len(cum)), cum_weights=cum, k=round(len(rows) * 0.02)):
+        rows.append((rng.randint(since, h.ts[-1]), cat.artists[cat.track_artist[t]],
+                     cat.track_name[t], _music_outcome(rng, cat.track_ms[t])[0]))
+    rows.sort(key=lambda row: row[0])
+    minute = lambda ts: time.strftime("%Y-%m-%d %H:%M", time.gmtime(ts))  # noqa: E731
+    paths = []
+    for n, lo in enumerate(range(0, len(rows), 10_000)):
+        chunk = [{"endTime": minute(ts), "artistName": artist, "trackName": track,
+                  "msPlayed": ms} for ts, artist, track, ms in rows[lo:lo + 10_000]]
+        paths.append(_dump(dest / f"StreamingHistory_music_{n}.json", chunk, (",", " : ")))
+    episodes = [i for i in range(music[0], len(h.ts)) if h.kind[i] == EPISODE]
+    if podcasts and episodes:
+        chunk = [{"endTime": minute(h.ts[i]), "podcastName": show, "episodeName": name,
+                  "msPlayed": h.ms[i]}
+                 for i in episodes for show, name, _ in [_episode(cat, h.item[i])]]
+        paths.append(_dump(dest / "StreamingHistory_podcast_0.json", chunk, (",", " : ")))
+    return paths + _account_extras(dest, h, since)
+
+
+def write_zip(dest_zip: Path, *, extended: Sequence[Path] = (),
+              account: Sequence[Path] = ()) -> Path:
+    """Pack the files the way Spotify delivers them: one folder per kind of export."""
+    stamp = END.timetuple()[:6]  # fixed, so that the same files give the same zip
+    with zipfile.ZipFile(dest_zip, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder, paths in (("Spotify Extended Streaming History", extended),
+                              ("MyData", account)):
+            for path in paths:
+                info = zipfile.ZipInfo(f"{folder}/{path.name}", date_time=stamp)
+                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+                with path.open("rb") as src, archive.open(info, "w") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    return dest_zip
