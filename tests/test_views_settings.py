@@ -61,10 +61,9 @@ async def other(app) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def wait_for_syncs(app) -> None:
-    manager = getattr(app.state, "sync_now", None)
-    if manager is not None:
-        for user_id in list(manager._tasks):
-            await manager.wait(user_id)
+    runner = services_of(app).jobs
+    for job_id in list(runner._tasks):
+        await runner.wait(job_id)
 
 
 # --- the page ------------------------------------------------------------------------
@@ -183,7 +182,8 @@ async def test_sync_now_while_the_scheduler_syncs_is_a_conflict(client: httpx.As
     response = await client.post("/settings/sync", data={"csrf_token": token})
     assert response.status_code == 409
     assert "already running" in response.text and "background scheduler" in response.text
-    assert app.state.sync_now.progress(user) is None
+    assert await count(app, "SELECT count(*) FROM jobs WHERE user_id = ? AND kind = 'sync'",
+                       user) == 0
 
 
 async def test_sync_failure_is_reported(client: httpx.AsyncClient, app, emulator) -> None:

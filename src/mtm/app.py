@@ -14,7 +14,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
-from mtm import analytics, demo, history
+from mtm import analytics, connection, demo, enrich, history, imports, jobs
 from mtm import db as database
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
 from mtm.rendering import make_templates
@@ -42,6 +42,13 @@ class Services:
     scheduler: Scheduler
     emulator: Emulator | None = None
     analytics_cache: analytics.Cache = field(default_factory=analytics.Cache)
+    jobs: jobs.JobRunner | None = None
+
+
+def job_handlers() -> dict[str, jobs.Handler]:
+    """Every kind of background job and the function that runs it."""
+    return {connection.SYNC: connection.sync_job, enrich.KIND: enrich.look_up,
+            **imports.handlers()}
 
 
 def prepare_database(settings: Settings) -> None:
@@ -54,6 +61,8 @@ def prepare_database(settings: Settings) -> None:
         rebuilt = history.refresh_stale_rollups(conn)
         if rebuilt:
             log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
+        for job in jobs.close_abandoned(conn):
+            log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)
             if settings.demo_plays and demo.ensure_demo_history(
@@ -90,6 +99,8 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     scheduler = Scheduler(db, spotify, interval=settings.sync_interval)
     services = Services(settings, db, make_templates(), spotify, authorize_endpoint, scheduler,
                         emulator)
+    services.jobs = jobs.JobRunner(db, job_handlers(), services)
+    scheduler.services = services
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -99,6 +110,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             yield
         finally:
             await scheduler.stop()
+            await services.jobs.stop()
             await spotify.aclose()
             if emulator is not None:
                 emulator.close()

@@ -407,7 +407,7 @@ def _map_catalogue(conn: sqlite3.Connection) -> None:
                     JOIN main.artists a ON a.spotify_id = b.spotify_id""")
     for old, name in conn.execute(
             "SELECT id, name FROM backup.artists WHERE spotify_id IS NULL").fetchall():
-        row = conn.execute("SELECT id FROM main.artists WHERE spotify_id IS NULL AND name = ?",
+        row = conn.execute("SELECT id FROM main.artists WHERE +spotify_id IS NULL AND name = ?",
                            (name,)).fetchone() or conn.execute(
             "INSERT INTO main.artists (name) VALUES (?) RETURNING id", (name,)).fetchone()
         conn.execute("INSERT INTO temp.map_artists VALUES (?, ?)", (old, row[0]))
@@ -432,7 +432,7 @@ def _map_catalogue(conn: sqlite3.Connection) -> None:
             """SELECT b.id, b.name, ma.new FROM backup.albums b
                LEFT JOIN temp.map_artists ma ON ma.old = b.artist_id
                WHERE b.spotify_id IS NULL""").fetchall():
-        row = conn.execute("SELECT id FROM main.albums WHERE spotify_id IS NULL AND name = ? "
+        row = conn.execute("SELECT id FROM main.albums WHERE +spotify_id IS NULL AND name = ? "
                            "AND artist_id IS ?", (name, artist)).fetchone() or conn.execute(
             "INSERT INTO main.albums (name, artist_id) VALUES (?, ?) RETURNING id",
             (name, artist)).fetchone()
@@ -454,7 +454,7 @@ def _map_catalogue(conn: sqlite3.Connection) -> None:
                JOIN temp.map_artists ma ON ma.old = b.artist_id
                LEFT JOIN temp.map_albums mal ON mal.old = b.album_id
                WHERE b.spotify_id IS NULL""").fetchall():
-        row = conn.execute("SELECT id FROM main.tracks WHERE spotify_id IS NULL AND name = ? "
+        row = conn.execute("SELECT id FROM main.tracks WHERE +spotify_id IS NULL AND name = ? "
                            "AND artist_id = ?", (name, artist)).fetchone() or conn.execute(
             "INSERT INTO main.tracks (name, album_id, artist_id, duration_ms, match_key) "
             "VALUES (?, ?, ?, ?, ?) RETURNING id", (name, album, artist, duration, key)).fetchone()

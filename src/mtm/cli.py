@@ -51,7 +51,8 @@ def _sync(args: argparse.Namespace) -> int:
 
     from mtm import db, sync
     from mtm.app import connect_spotify, prepare_database
-    from mtm.scheduler import Scheduler, make_holder
+    from mtm.jobs import make_holder
+    from mtm.scheduler import Scheduler
 
     settings = load_settings()
     prepare_database(settings)

@@ -46,6 +46,11 @@ class Settings:
         """Where backups are written."""
         return self.data_dir / "backups"
 
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded exports wait to be imported."""
+        return self.data_dir / "uploads"
+
 
 def _secret_key(data_dir: Path, configured: str | None) -> str:
     """Return the configured key, or one generated on first start and kept in the data dir."""

@@ -1,20 +1,18 @@
-"""The Spotify connection as Settings shows it, and syncs started by hand from there."""
+"""The Spotify connection as Settings shows it, and "sync now" as a background job."""
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import logging
 import sqlite3
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from mtm import sync, users
-from mtm.db import Database
-from mtm.scheduler import make_holder
-from mtm.spotify.client import SpotifyClient
+from mtm import jobs, sync, users
+from mtm.db import transaction
 
 log = logging.getLogger("mtm.connection")
 
@@ -127,78 +125,61 @@ def sync_running(conn: sqlite3.Connection, user_id: int, now: int | None = None)
 
 # --- sync now ---------------------------------------------------------------------------
 
-
-@dataclass
-class Progress:
-    """How far a sync started from Settings has got."""
-
-    started_at: float
-    lookups_done: int = 0
-    lookups_total: int | None = None
-
-    @property
-    def percent(self) -> int | None:
-        """Share of artist lookups done, once they have started."""
-        if not self.lookups_total:
-            return None
-        return min(100, round(100 * self.lookups_done / self.lookups_total))
+SYNC = "sync"
 
 
-class ProgressPacer(sync.Pacer):
-    """The shared pacer, counting the artist lookups of one sync as they go out."""
+class Busy(Exception):
+    """A sync of this user is already queued or running."""
 
-    def __init__(self, inner: sync.Pacer, progress: Progress, db: Database, user_id: int
-                 ) -> None:
+
+def queue_sync(conn: sqlite3.Connection, user_id: int) -> jobs.Job:
+    """Queue a "sync now" job, unless a sync of the user is under way anywhere (Busy)."""
+    with transaction(conn):
+        if jobs.active(conn, user_id, (SYNC,)) is not None or sync_running(conn, user_id):
+            raise Busy(user_id)
+        return jobs.create(conn, user_id, SYNC)
+
+
+class JobPacer(sync.Pacer):
+    """The shared pacer, counting the artist lookups of one sync into its job's progress."""
+
+    def __init__(self, inner: sync.Pacer, ctx: jobs.JobContext) -> None:
         super().__init__(interval=0)
-        self.inner, self.progress, self.db, self.user_id = inner, progress, db, user_id
+        self.inner, self.ctx = inner, ctx
+        self.total: int | None = None
 
     async def wait(self) -> None:
         """Count the lookup, then wait for the shared pacer."""
-        if self.progress.lookups_total is None:
+        if self.total is None:
             # The first lookup: what is still missing now is what this sync will look up.
-            missing = await self.db.run(sync.artists_missing_details, self.user_id,
-                                        sync.ARTIST_DETAILS_PER_RUN)
-            self.progress.lookups_total = len(missing)
+            missing = await self.ctx.db.run(sync.artists_missing_details, self.ctx.job.user_id,
+                                            sync.ARTIST_DETAILS_PER_RUN)
+            self.total = len(missing)
         await self.inner.wait()
-        self.progress.lookups_done += 1
+        self.ctx.progress("Looking up artist details", self.ctx.progress.done + 1, self.total)
 
 
-@dataclass
-class SyncNow:
-    """Syncs started from Settings: one per user in this process, referenced until done."""
+def sync_outcome(run: sync.SyncRun, timezone: str) -> tuple[str, str]:
+    """How a finished sync went, in words: (category, message)."""
+    if run.outcome == "ok":
+        added = run.plays_added
+        return "success", ("Sync finished: " + (
+            f"{added:,} new play{'s' if added != 1 else ''}." if added else "no new plays."))
+    if run.outcome == "deferred":
+        when = datetime.fromtimestamp(run.retry_at or 0, ZoneInfo(timezone))
+        return "warning", (f"Spotify asked us to wait: {run.error} The sync will be retried at "
+                           f"{when:%H:%M}.")
+    return "error", f"The sync failed: {run.error}"
 
-    _tasks: dict[int, asyncio.Task] = field(default_factory=dict)
-    _progress: dict[int, Progress] = field(default_factory=dict)
 
-    def progress(self, user_id: int) -> Progress | None:
-        """The progress of this user's sync, while one runs."""
-        task = self._tasks.get(user_id)
-        return self._progress.get(user_id) if task is not None and not task.done() else None
-
-    def start(self, db: Database, client: SpotifyClient, user_id: int,
-              pacer: sync.Pacer | None = None) -> asyncio.Task | None:
-        """Start a sync in the background; None if one is already running for the user."""
-        if self.progress(user_id) is not None:
-            return None
-        progress = Progress(time.time())
-        paced = ProgressPacer(pacer or sync.Pacer(), progress, db, user_id)
-        task = asyncio.create_task(
-            sync.sync_user(db, client, user_id, holder=make_holder(f"settings-{user_id}"),
-                           pacer=paced), name=f"mtm-sync-now-{user_id}")
-        self._tasks[user_id], self._progress[user_id] = task, progress
-        task.add_done_callback(lambda done: self._finished(user_id, done))
-        return task
-
-    def _finished(self, user_id: int, task: asyncio.Task) -> None:
-        if self._tasks.get(user_id) is task:
-            del self._tasks[user_id]
-            self._progress.pop(user_id, None)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("sync of user %s started from Settings failed", user_id,
-                      exc_info=task.exception())
-
-    async def wait(self, user_id: int) -> None:
-        """Wait until this user's sync (if any) has finished."""
-        task = self._tasks.get(user_id)
-        if task is not None:
-            await asyncio.wait([task])
+async def sync_job(ctx: jobs.JobContext) -> dict[str, Any]:
+    """Sync the user now: recent plays, today's top lists, new artists' details."""
+    services = ctx.services
+    ctx.progress("Fetching your recent plays from Spotify", force=True)
+    run = await sync.sync_user(ctx.db, services.spotify, ctx.job.user_id,
+                               holder=jobs.make_holder(f"sync-now-{ctx.job.id}"),
+                               pacer=JobPacer(services.scheduler.pacer, ctx))
+    if run is None:
+        raise jobs.JobError("Another sync of your account started first; its result is shown "
+                            "in Settings.")
+    return {"run_id": run.id}

@@ -130,6 +130,7 @@ def _genre_ids(conn: sqlite3.Connection, names: Iterable[str]) -> list[int]:
 def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
     """Store an artist (and its genres when known); return its row id."""
     if artist.spotify_id:
+        adopt_artist(conn, artist.spotify_id, artist.name)
         row = conn.execute(
             """INSERT INTO artists (spotify_id, name, image_url, popularity) VALUES (?, ?, ?, ?)
                ON CONFLICT(spotify_id) DO UPDATE SET name = excluded.name,
@@ -139,7 +140,7 @@ def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
             (artist.spotify_id, artist.name, artist.image_url, artist.popularity)).fetchone()
     else:
         row = conn.execute(
-            "SELECT id FROM artists WHERE spotify_id IS NULL AND name = ?", (artist.name,)
+            "SELECT id FROM artists WHERE +spotify_id IS NULL AND name = ?", (artist.name,)
         ).fetchone() or conn.execute(
             "INSERT INTO artists (name) VALUES (?) RETURNING id", (artist.name,)).fetchone()
     artist_id = row[0]
@@ -148,12 +149,42 @@ def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
     return artist_id
 
 
+def adopt_artist(conn: sqlite3.Connection, spotify_id: str, name: str) -> None:
+    """Give a Spotify id to the artist known by this name only, when the id is new here.
+
+    Exports name artists without ids; when Spotify later names the same artist with its id,
+    both are one artist, so their plays count together.
+    """
+    if conn.execute("SELECT 1 FROM artists WHERE spotify_id = ?", (spotify_id,)).fetchone():
+        return
+    conn.execute("""UPDATE artists SET spotify_id = ? WHERE id = (
+                        SELECT min(id) FROM artists WHERE +spotify_id IS NULL AND name = ?)""",
+                 (spotify_id, name))
+
+
+def adopt_track(conn: sqlite3.Connection, spotify_id: str, match_key: str) -> None:
+    """Give a Spotify id to the track known by artist and name only (account data)."""
+    if conn.execute("SELECT 1 FROM tracks WHERE spotify_id = ?", (spotify_id,)).fetchone():
+        return
+    conn.execute("""UPDATE tracks SET spotify_id = ? WHERE id = (
+                        SELECT min(id) FROM tracks WHERE +spotify_id IS NULL AND match_key = ?)""",
+                 (spotify_id, match_key))
+
+
+def touch_artist_listeners(conn: sqlite3.Connection, artist_id: int) -> None:
+    """Bump the history version of every user who played an artist whose details changed."""
+    conn.execute("UPDATE users SET history_version = history_version + 1 WHERE id IN "
+                 "(SELECT user_id FROM user_artists WHERE artist_id = ?)", (artist_id,))
+
+
 def set_artist_genres(conn: sqlite3.Connection, artist_id: int, genres: Iterable[str]) -> None:
     """Replace an artist's genres and mark its details as fetched."""
     conn.execute("DELETE FROM artist_genres WHERE artist_id = ?", (artist_id,))
     conn.executemany("INSERT INTO artist_genres (artist_id, genre_id) VALUES (?, ?)",
                      [(artist_id, g) for g in _genre_ids(conn, genres)])
     conn.execute("UPDATE artists SET details_fetched_at = unixepoch() WHERE id = ?", (artist_id,))
+    # Cached analytics show genres: everyone who played the artist sees the change at once.
+    touch_artist_listeners(conn, artist_id)
 
 
 def upsert_album(conn: sqlite3.Connection, album: AlbumIn, artist_id: int) -> int:
@@ -169,7 +200,7 @@ def upsert_album(conn: sqlite3.Connection, album: AlbumIn, artist_id: int) -> in
             (album.spotify_id, album.name, artist_id, album.release_date, album.image_url),
         ).fetchone()[0]
     row = conn.execute(
-        "SELECT id FROM albums WHERE spotify_id IS NULL AND name = ? AND artist_id = ?",
+        "SELECT id FROM albums WHERE +spotify_id IS NULL AND name = ? AND artist_id = ?",
         (album.name, artist_id)).fetchone()
     if row:
         return row[0]
@@ -184,6 +215,7 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
     album_id = upsert_album(conn, track.album, main) if track.album else None
     key = identity.match_key(track.artists[0].name, track.name)
     if track.spotify_id:
+        adopt_track(conn, track.spotify_id, key)
         track_id = conn.execute(
             """INSERT INTO tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit,
                                    match_key)
@@ -199,7 +231,7 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
         ).fetchone()[0]
     else:
         row = conn.execute(
-            "SELECT id FROM tracks WHERE spotify_id IS NULL AND name = ? AND artist_id = ?",
+            "SELECT id FROM tracks WHERE +spotify_id IS NULL AND name = ? AND artist_id = ?",
             (track.name, main)).fetchone()
         track_id = row[0] if row else conn.execute(
             """INSERT INTO tracks (name, album_id, artist_id, duration_ms, match_key)
@@ -299,43 +331,62 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
            SELECT ?, played_at, record_key, track_id, artist_id, ms_played, source,
                   context_uri, skipped, ?
            FROM incoming_plays ORDER BY played_at, record_key""", (user_id, import_id))
-    for table, column in (("user_tracks", "track_id"), ("user_artists", "artist_id")):
-        conn.execute(
-            f"""INSERT INTO {table} (user_id, {column}, plays, ms_played, first_played,
+    # Two passes over the new plays (per track, per local hour and source); every rollup is
+    # summed from those, so a big import sorts its plays twice, not six times.
+    for statement in (
+            "DROP TABLE IF EXISTS temp.incoming_tracks",
+            "DROP TABLE IF EXISTS temp.incoming_hours",
+            """CREATE TEMP TABLE incoming_tracks AS
+               SELECT track_id, artist_id, sum(ms_played >= ?) AS plays, sum(ms_played) AS ms,
+                      min(played_at) AS first, max(played_at) AS last
+               FROM incoming_plays GROUP BY track_id, artist_id""",
+            """CREATE TEMP TABLE incoming_hours AS
+               SELECT day, hour, weekday, source, sum(ms_played >= ?) AS plays,
+                      count(*) AS streams, sum(ms_played) AS ms
+               FROM incoming_plays GROUP BY day, hour, weekday, source"""):
+        conn.execute(statement, (PLAY_MS,) if "?" in statement else ())
+    rollups = (
+        """INSERT INTO user_tracks (user_id, track_id, plays, ms_played, first_played,
+                                    last_played)
+           SELECT ?, track_id, sum(plays), sum(ms), min(first), max(last) FROM incoming_tracks
+           WHERE true GROUP BY track_id
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played,
+               first_played = min(first_played, excluded.first_played),
+               last_played = max(last_played, excluded.last_played)""",
+        """INSERT INTO user_artists (user_id, artist_id, plays, ms_played, first_played,
                                      last_played)
-                SELECT ?, {column}, sum(ms_played >= ?), sum(ms_played), min(played_at),
-                       max(played_at)
-                FROM incoming_plays WHERE true GROUP BY {column}
-                ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-                    ms_played = ms_played + excluded.ms_played,
-                    first_played = min(first_played, excluded.first_played),
-                    last_played = max(last_played, excluded.last_played)""",
-            (user_id, PLAY_MS))
-    conn.execute(
+           SELECT ?, artist_id, sum(plays), sum(ms), min(first), max(last) FROM incoming_tracks
+           WHERE true GROUP BY artist_id
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played,
+               first_played = min(first_played, excluded.first_played),
+               last_played = max(last_played, excluded.last_played)""",
         """INSERT INTO listening_days (user_id, day, plays, ms_played)
-           SELECT ?, day, sum(ms_played >= ?), sum(ms_played) FROM incoming_plays WHERE true
-           GROUP BY day
+           SELECT ?, day, sum(plays), sum(ms) FROM incoming_hours WHERE true GROUP BY day
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
-    conn.execute(
+               ms_played = ms_played + excluded.ms_played""",
         """INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played)
-           SELECT ?, day, hour, weekday, sum(ms_played >= ?), sum(ms_played)
-           FROM incoming_plays WHERE true GROUP BY day, hour
+           SELECT ?, day, hour, weekday, sum(plays), sum(ms) FROM incoming_hours
+           WHERE true GROUP BY day, hour
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
-    conn.execute(
+               ms_played = ms_played + excluded.ms_played""",
         """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
-           SELECT ?, weekday, hour, sum(ms_played >= ?), sum(ms_played) FROM incoming_plays
+           SELECT ?, weekday, hour, sum(plays), sum(ms) FROM incoming_hours
            WHERE true GROUP BY weekday, hour
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
-    conn.execute(
+               ms_played = ms_played + excluded.ms_played""",
         """INSERT INTO listening_months (user_id, month, source, plays, streams, ms_played)
-           SELECT ?, substr(day, 1, 7), source, sum(ms_played >= ?), count(*), sum(ms_played)
-           FROM incoming_plays WHERE true GROUP BY substr(day, 1, 7), source
+           SELECT ?, substr(day, 1, 7), source, sum(plays), sum(streams), sum(ms)
+           FROM incoming_hours WHERE true GROUP BY substr(day, 1, 7), source
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                streams = streams + excluded.streams,
-               ms_played = ms_played + excluded.ms_played""", (user_id, PLAY_MS))
+               ms_played = ms_played + excluded.ms_played""",
+    )
+    for statement in rollups:
+        conn.execute(statement, (user_id,))
+    conn.execute("DROP TABLE temp.incoming_tracks")
+    conn.execute("DROP TABLE temp.incoming_hours")
     bump_version(conn, user_id)
     conn.execute("DELETE FROM incoming_plays")
     return added

@@ -8,9 +8,12 @@ Keys are exact. The same play seen by two different sources (the API's recently 
 extended-history export, account data) never has the same key, so those are matched by a
 rule instead (see `compatible`): the same track, within MATCH_WINDOW seconds, one to one.
 
-- Extended history: the key covers `ts`, the track, `ms_played` and the start and end
-  reasons, so quick skips sharing a second, and the same track replayed with another
-  `ms_played`, stay distinct; byte-identical records (exports overlap themselves) are one.
+- Extended history: the key covers `ts`, the track, `ms_played`, the start and end reasons
+  and `offline_timestamp` (in seconds, whatever unit the file used), so quick skips sharing
+  a second, and the same track synced again from offline with another length or offline
+  time, stay distinct; byte-identical records (exports overlap themselves) are one. Fields
+  that older and newer exports spell differently (platform, IP address) are left out, so
+  the same play in an `endsong` file and a `Streaming_History_Audio` file is one record.
 - Account data: minute precision and four fields. Two identical records in one file are two
   plays (two quick skips of one track in one minute look identical); the same record in
   another file or another import is the same play. So the key counts occurrences within a
@@ -58,7 +61,10 @@ def match_key(artist: str | None, track: str | None) -> str:
 
 def record_key(*parts: object) -> int:
     """A signed 64-bit hash of a record's identifying fields (SQLite's INTEGER range)."""
-    text = "\x1e".join("" if p is None else str(p) for p in parts)
+    return _hash("\x1e".join(["" if p is None else str(p) for p in parts]))
+
+
+def _hash(text: str) -> int:
     digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -69,11 +75,24 @@ def default_key(source: str, played_at: int, spotify_id: str | None, artist: str
     return record_key(source, played_at, spotify_id or match_key(artist, track))
 
 
+def offline_seconds(value: int | None) -> int | None:
+    """`offline_timestamp` in seconds: older exports give milliseconds, newer ones seconds."""
+    if not value:
+        return None
+    return value // 1000 if value > 100_000_000_000 else value
+
+
 def extended_key(played_at: int, uri: str | None, artist: str | None, track: str | None,
-                 ms_played: int, reason_start: str | None, reason_end: str | None) -> int:
-    """The key of an extended streaming history record."""
-    return record_key("export", played_at, uri or match_key(artist, track), ms_played,
-                      reason_start, reason_end)
+                 ms_played: int, reason_start: str | None, reason_end: str | None,
+                 offline: int | None = None) -> int:
+    """The key of an extended streaming history record (record_key of its fields).
+
+    `offline` is offline_seconds(offline_timestamp): the same track ending in the same
+    second with the same length but another offline time is another play.
+    """
+    # Written out because it runs once per record of an import: the same text as record_key.
+    return _hash(f"export\x1e{played_at}\x1e{uri or match_key(artist, track)}\x1e{ms_played}"
+                 f"\x1e{reason_start or ''}\x1e{reason_end or ''}\x1e{offline or ''}")
 
 
 def account_key(minute: int, artist: str | None, track: str | None, ms_played: int,

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
-from mtm.views import analytics, assets, auth, health, home, playlists
+from mtm.views import analytics, assets, auth, health, home, imports, jobs, playlists
 from mtm.views import settings as settings_page
+
+
+class RowId(Convertor):
+    """A database row id: digits that fit SQLite's integers (anything longer is a 404)."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        """The id as an int."""
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        """The id in a URL."""
+        return str(int(value))
 
 
 def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRoute]:
     """The route table; the emulator's browser pages are mounted only in demo mode."""
+    register_url_convertor("id", RowId())
     routes: list[BaseRoute] = [
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
@@ -41,16 +57,27 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/settings/export/{fmt}", settings_page.export, name="settings_export"),
         Route("/settings/backups", settings_page.create_backup, methods=["POST"],
               name="settings_backup_create"),
-        Route("/settings/backups/{backup_id:int}/download", settings_page.download_backup,
+        Route("/settings/backups/{backup_id:id}/download", settings_page.download_backup,
               name="settings_backup_download"),
-        Route("/settings/backups/{backup_id:int}/restore", settings_page.confirm_restore,
+        Route("/settings/backups/{backup_id:id}/restore", settings_page.confirm_restore,
               name="settings_restore_confirm"),
-        Route("/settings/backups/{backup_id:int}/restore", settings_page.restore,
+        Route("/settings/backups/{backup_id:id}/restore", settings_page.restore,
               methods=["POST"], name="settings_restore"),
-        Route("/settings/backups/{backup_id:int}/delete", settings_page.confirm_delete_backup,
+        Route("/settings/backups/{backup_id:id}/delete", settings_page.confirm_delete_backup,
               name="settings_backup_delete_confirm"),
-        Route("/settings/backups/{backup_id:int}/delete", settings_page.delete_backup,
+        Route("/settings/backups/{backup_id:id}/delete", settings_page.delete_backup,
               methods=["POST"], name="settings_backup_delete"),
+        Route("/settings/imports", imports.upload, methods=["POST"], name="settings_import"),
+        Route("/settings/imports/{import_id:id}", imports.detail, name="settings_import_detail"),
+        Route("/settings/imports/{import_id:id}/undo", imports.confirm_undo,
+              name="settings_import_undo_confirm"),
+        Route("/settings/imports/{import_id:id}/undo", imports.undo, methods=["POST"],
+              name="settings_import_undo"),
+        Route("/jobs/{job_id:id}", jobs.job_page, name="job"),
+        Route("/jobs/{job_id:id}/import", jobs.confirm_import, methods=["POST"],
+              name="job_import"),
+        Route("/jobs/{job_id:id}/retry", jobs.retry, methods=["POST"], name="job_retry"),
+        Route("/jobs/{job_id:id}/discard", jobs.discard, methods=["POST"], name="job_discard"),
         Route("/settings/clear", settings_page.confirm_clear, name="settings_clear_confirm"),
         Route("/settings/clear", settings_page.clear, methods=["POST"], name="settings_clear"),
         Route("/settings/disconnect", settings_page.confirm_disconnect,

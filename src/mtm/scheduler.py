@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
+from typing import Any
 
-from mtm import sync
+from mtm import enrich, sync
 from mtm.db import Database
+from mtm.jobs import make_holder
 from mtm.spotify.client import SpotifyClient
 
 log = logging.getLogger("mtm.scheduler")
-
-
-def make_holder(prefix: str = "app") -> str:
-    """A lease-holder name unique to this process (and readable in the database)."""
-    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Scheduler:
@@ -34,6 +28,9 @@ class Scheduler:
         self.pacer = pacer or sync.Pacer()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        # The app's services, when running in the server: artist lookups left over from an
+        # import (or put off by a rate limit) are restarted from here.
+        self.services: Any = None
 
     async def run_once(self, user_ids: list[int] | None = None
                        ) -> list[tuple[int, sync.SyncRun | None]]:
@@ -53,7 +50,16 @@ class Scheduler:
                 log.info("user %s: %s, %d new plays%s", user_id, run.outcome, run.plays_added,
                          f" ({run.error})" if run.error else "")
             results.append((user_id, run))
+            if self.services is not None and run is not None and run.outcome == "ok":
+                await self._resume_lookups(user_id)
         return results
+
+    async def _resume_lookups(self, user_id: int) -> None:
+        try:
+            if await self.db.run(enrich.due, user_id, int(time.time())):
+                await enrich.request(self.services, user_id)
+        except Exception:
+            log.exception("could not restart the artist lookups of user %s", user_id)
 
     def nudge(self) -> None:
         """Run a pass soon instead of waiting for the interval (e.g. after a sign-in)."""

@@ -84,6 +84,10 @@ ALTER TABLE tracks ADD COLUMN match_key TEXT;
 UPDATE tracks SET match_key = mtm_match_key(
     (SELECT name FROM artists WHERE artists.id = tracks.artist_id), name);
 CREATE INDEX tracks_match ON tracks(match_key);
+-- Imports find albums known by name only (extended history has no album ids).
+CREATE INDEX albums_name ON albums(name, artist_id);
+-- New details of an artist reach everyone who played it (their cached analytics change).
+CREATE INDEX user_artists_artist ON user_artists(artist_id);
 
 -- Plays per local month and source: the coverage grid in Settings reads no plays.
 CREATE TABLE listening_months (

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette_wtf import csrf_protect
 
-from mtm import backups, connection, exports, preferences, stats, sync, users
+from mtm import backups, connection, exports, imports, jobs, preferences, stats, sync, users
 from mtm.rendering import flash, is_partial, redirect, redirect_after_post, render
 from mtm.session import current_user, login_required, sign_out
 from mtm.views.errors import error_response
@@ -30,15 +30,6 @@ def _n(count: int, noun: str) -> str:
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
-def _sync_now(request: Request) -> connection.SyncNow:
-    """This app's registry of syncs started from Settings (made on first use)."""
-    state = request.app.state
-    manager = getattr(state, "sync_now", None)
-    if manager is None:
-        manager = state.sync_now = connection.SyncNow()
-    return manager
-
-
 def _form_values(prefs: preferences.Preferences) -> dict[str, str]:
     return {"timezone": prefs.timezone, "week_start": str(prefs.week_start),
             "chart_metric": prefs.chart_metric, "playlist_source": prefs.playlist_source}
@@ -49,7 +40,7 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
     services = request.app.state.services
     db = services.db
     prefs = await db.run(preferences.load, user.id)
-    progress = _sync_now(request).progress(user.id)
+    sync_job = await db.run(jobs.active, user.id, (connection.SYNC,))
     context = {
         "connection": await db.run(connection.load, user.id),
         "prefs": prefs,
@@ -57,8 +48,9 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "errors": {},
         "timezones": preferences.suggested_timezones(),
         "run": await db.run(sync.latest_run, user.id),
-        "progress": progress,
-        "syncing": progress is not None or await db.run(connection.sync_running, user.id),
+        "sync_job": sync_job,
+        "syncing": sync_job is not None or await db.run(connection.sync_running, user.id),
+        "imports": await db.run(imports.overview, user.id, services.settings.uploads_dir),
         "backups": await db.run(backups.list_backups, services.settings.backups_dir, user.id),
         "keep_auto": backups.KEEP_AUTO,
         "scope_labels": connection.SCOPE_LABELS,
@@ -93,43 +85,34 @@ async def sync_status(request: Request) -> Response:
     return render(request, "settings", "settings_sync", await _context(request, user))
 
 
-def _outcome(run: sync.SyncRun | None, timezone: str) -> tuple[str, str]:
-    if run is None:
-        return "info", "Another sync of your account started first; its result is shown below."
-    if run.outcome == "ok":
-        added = run.plays_added
-        return "success", ("Sync finished: " + (f"{_n(added, 'new play')}." if added
-                                                else "no new plays."))
-    if run.outcome == "deferred":
-        when = datetime.fromtimestamp(run.retry_at or 0, ZoneInfo(timezone))
-        return "warning", (f"Spotify asked us to wait: {run.error} The sync will be retried at "
-                           f"{when:%H:%M}.")
-    return "error", f"The sync failed: {run.error}"
-
-
 @login_required
 @csrf_protect
 async def sync_now(request: Request) -> Response:
-    """Start a sync: HTMX gets the status that polls; a plain form waits and redirects."""
+    """Start a sync job: HTMX gets the status that polls; a plain form waits and redirects."""
     user = await current_user(request)
     services = request.app.state.services
-    running_elsewhere = await services.db.run(connection.sync_running, user.id)
-    # Checked and started with no await in between: two clicks cannot both start one.
-    task = None if running_elsewhere else _sync_now(request).start(
-        services.db, services.spotify, user.id, services.scheduler.pacer)
-    if task is None:
+    try:
+        job = await services.db.run(connection.queue_sync, user.id)
+    except connection.Busy:
         flash(request, "A sync of your account is already running; its progress is shown "
               "below. Nothing new was started.", "info")
         return render(request, "settings", "settings_sync", await _context(request, user),
                       status_code=409)
+    services.jobs.submit(job)
     if is_partial(request):
         return render(request, "settings", "settings_sync", await _context(request, user),
                       status_code=202)
     # Without JavaScript the answer waits for the (short) sync; a dropped connection does
     # not cancel it.
-    run = await asyncio.shield(task)
+    await asyncio.shield(services.jobs.wait(job.id))
+    finished = await services.db.run(jobs.get, user.id, job.id)
+    run = (await services.db.run(sync.get_run, finished.result["run_id"])
+           if finished.result else None)
     timezone = await services.db.run(users.user_timezone, user.id)
-    flash(request, *reversed(_outcome(run, timezone)))
+    if run is None:
+        flash(request, f"The sync did not run: {finished.error}", "error")
+    else:
+        flash(request, *reversed(connection.sync_outcome(run, timezone)))
     return redirect(request, request.url_for("settings").path)
 
 

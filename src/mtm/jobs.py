@@ -1,0 +1,351 @@
+"""Background jobs: one model for every long task (sync now, import, undo, artist lookups).
+
+A job is a row in `jobs`: what it was asked (params), where it is (stage, done of total),
+and how it ended (result or error). Its page is /jobs/{id}, for the browser and for HTMX
+polling alike. The runner executes jobs as tasks of the server's event loop; the CLI runs
+the same handlers in the foreground. A job whose process died stops writing its heartbeat
+and is marked interrupted, so it can be run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mtm.db import Database, DatabaseUnavailable, transaction
+
+log = logging.getLogger("mtm.jobs")
+
+OPEN = ("queued", "running")
+FINISHED = ("done", "failed", "interrupted")
+HEARTBEAT_SECONDS = 5
+# A running job that has not beaten for this long belongs to a process that is gone.
+STALE_SECONDS = 60
+# Progress is written at most this often: a busy import must not spend its time on it.
+PROGRESS_INTERVAL = 0.25
+
+
+class JobError(Exception):
+    """A job failed for a reason the user can act on; `message` is shown as it is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Job:
+    """One background task of one user."""
+
+    id: int
+    user_id: int
+    kind: str
+    state: str
+    params: dict[str, Any]
+    created_at: int
+    started_at: int | None
+    finished_at: int | None
+    heartbeat_at: int | None
+    holder: str | None
+    stage: str | None
+    done: int
+    total: int | None
+    result: dict[str, Any] | None
+    error: str | None
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self.state in OPEN
+
+    @property
+    def percent(self) -> int | None:
+        """How far it has got, once it knows how far it has to go."""
+        if not self.total:
+            return None
+        return max(0, min(100, round(100 * self.done / self.total)))
+
+
+_COLUMNS = ("id, user_id, kind, state, params, created_at, started_at, finished_at, "
+            "heartbeat_at, holder, stage, done, total, result, error")
+
+
+def _job(row: sqlite3.Row | tuple | None) -> Job | None:
+    if row is None:
+        return None
+    values = list(row)
+    values[4] = json.loads(values[4] or "{}")
+    values[13] = json.loads(values[13]) if values[13] else None
+    return Job(*values)
+
+
+def make_holder(prefix: str = "app") -> str:
+    """A holder name unique to this process, readable in the database: kind:host:pid:nonce."""
+    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_alive(holder: str | None) -> bool | None:
+    """Whether the process named by a holder runs; None when it is on another machine."""
+    parts = (holder or "").split(":")
+    if len(parts) < 4 or not parts[-2].isdigit():
+        return None
+    if parts[-3] != socket.gethostname():
+        return None
+    pid = int(parts[-2])
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- the model ---------------------------------------------------------------------------
+
+
+def create(conn: sqlite3.Connection, user_id: int, kind: str, params: dict[str, Any] | None = None,
+           *, now: int | None = None) -> Job:
+    """Queue a job."""
+    with transaction(conn):
+        row = conn.execute(
+            f"INSERT INTO jobs (user_id, kind, params, created_at) VALUES (?, ?, ?, ?) "
+            f"RETURNING {_COLUMNS}",
+            (user_id, kind, json.dumps(params or {}), int(now or time.time()))).fetchone()
+    return _job(row)
+
+
+def get(conn: sqlite3.Connection, user_id: int, job_id: int) -> Job | None:
+    """One of the user's jobs; None for an unknown id or another user's job."""
+    return _job(conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ? AND user_id = ?",
+                             (job_id, user_id)).fetchone())
+
+
+def get_any(conn: sqlite3.Connection, job_id: int) -> Job | None:
+    """A job by id, whoever it belongs to (for the runner)."""
+    return _job(conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def latest(conn: sqlite3.Connection, user_id: int, kinds: tuple[str, ...]) -> Job | None:
+    """The user's newest job of these kinds."""
+    marks = ",".join("?" * len(kinds))
+    return _job(conn.execute(
+        f"SELECT {_COLUMNS} FROM jobs WHERE user_id = ? AND kind IN ({marks}) "
+        "ORDER BY id DESC LIMIT 1", (user_id, *kinds)).fetchone())
+
+
+def active(conn: sqlite3.Connection, user_id: int, kinds: tuple[str, ...]) -> Job | None:
+    """The user's queued or running job of these kinds, if any."""
+    marks = ",".join("?" * len(kinds))
+    return _job(conn.execute(
+        f"SELECT {_COLUMNS} FROM jobs WHERE user_id = ? AND kind IN ({marks}) "
+        "AND state IN ('queued', 'running') ORDER BY id DESC LIMIT 1",
+        (user_id, *kinds)).fetchone())
+
+
+def start(conn: sqlite3.Connection, job_id: int, holder: str, now: int | None = None) -> bool:
+    """Mark a queued job running under `holder`; False if it is not queued any more."""
+    now = int(now or time.time())
+    with transaction(conn):
+        return conn.execute(
+            "UPDATE jobs SET state = 'running', holder = ?, started_at = ?, heartbeat_at = ? "
+            "WHERE id = ? AND state = 'queued'", (holder, now, now, job_id)).rowcount == 1
+
+
+def report(conn: sqlite3.Connection, job_id: int, stage: str | None, done: int,
+           total: int | None, now: int | None = None) -> None:
+    """Record how far a running job has got (and that it is alive)."""
+    with transaction(conn):
+        conn.execute("UPDATE jobs SET stage = ?, done = ?, total = ?, heartbeat_at = ? "
+                     "WHERE id = ? AND state = 'running'",
+                     (stage, done, total, int(now or time.time()), job_id))
+
+
+def beat(conn: sqlite3.Connection, job_id: int, now: int | None = None) -> None:
+    """Say the job's process is still alive."""
+    with transaction(conn):
+        conn.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND state = 'running'",
+                     (int(now or time.time()), job_id))
+
+
+def finish(conn: sqlite3.Connection, job_id: int, state: str, *,
+           result: dict[str, Any] | None = None, error: str | None = None,
+           now: int | None = None) -> None:
+    """Record how a job ended."""
+    if state not in FINISHED:
+        raise ValueError(f"not a final state: {state!r}")
+    with transaction(conn):
+        conn.execute(
+            "UPDATE jobs SET state = ?, result = ?, error = ?, finished_at = ? "
+            "WHERE id = ? AND state IN ('queued', 'running')",
+            (state, json.dumps(result) if result is not None else None, error,
+             int(now or time.time()), job_id))
+
+
+INTERRUPTED = ("Interrupted: the server stopped before this finished. Nothing from it was "
+               "half-written; run it again.")
+
+
+def close_abandoned(conn: sqlite3.Connection, now: int | None = None) -> list[Job]:
+    """Mark jobs whose process is gone as interrupted; return them."""
+    now = int(now or time.time())
+    closed = []
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE state IN ('queued', 'running')")
+    for job in [_job(r) for r in rows.fetchall()]:
+        alive = holder_alive(job.holder) if job.state == "running" else None
+        beat_at = job.heartbeat_at or job.created_at
+        if alive is False or (alive is None and beat_at < now - STALE_SECONDS):
+            with transaction(conn):
+                if conn.execute(
+                        "UPDATE jobs SET state = 'interrupted', error = ?, finished_at = ? "
+                        "WHERE id = ? AND state = ? AND coalesce(heartbeat_at, 0) = ?",
+                        (INTERRUPTED, now, job.id, job.state,
+                         job.heartbeat_at or 0)).rowcount:
+                    closed.append(job)
+    return closed
+
+
+# --- running them ----------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """Reports a job's progress from any thread, writing it at most every PROGRESS_INTERVAL."""
+
+    db: Database
+    job_id: int
+    stage: str | None = None
+    done: int = 0
+    total: int | None = None
+    listeners: list[Callable[[Progress], None]] = field(default_factory=list)
+    _written: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, stage: str | None = None, done: int | None = None,
+                 total: int | None = None, *, force: bool = False) -> None:
+        """Move on: a new stage, a count, or both."""
+        with self._lock:
+            if stage is not None and stage != self.stage:
+                self.stage, force = stage, True
+            if done is not None:
+                self.done = done
+            if total is not None:
+                self.total = total
+            due = time.monotonic() - self._written >= PROGRESS_INTERVAL
+            if not (force or due):
+                return
+            self._written = time.monotonic()
+            snapshot = (self.stage, self.done, self.total)
+        for listener in self.listeners:
+            listener(self)
+        try:
+            self.db.call(report, self.job_id, *snapshot)
+        except (DatabaseUnavailable, sqlite3.OperationalError):
+            # A long write elsewhere holds the lock: progress is cosmetic, the job goes on.
+            log.debug("progress of job %s not written this time", self.job_id)
+
+
+@dataclass
+class JobContext:
+    """What a job handler gets: the job, the database, progress, and the app's services."""
+
+    job: Job
+    db: Database
+    progress: Progress
+    services: Any
+
+
+Handler = Callable[[JobContext], Awaitable[dict[str, Any]]]
+
+
+class JobRunner:
+    """Runs queued jobs as tasks of the event loop; keeps a reference to each until done."""
+
+    def __init__(self, db: Database, handlers: dict[str, Handler], services: Any = None,
+                 holder: str | None = None) -> None:
+        self.db = db
+        self.handlers = handlers
+        self.services = services
+        self.holder = holder or make_holder("jobs")
+        self._tasks: dict[int, asyncio.Task] = {}
+
+    def submit(self, job: Job) -> asyncio.Task:
+        """Run a queued job in the background."""
+        if job.kind not in self.handlers:
+            raise ValueError(f"no handler for job kind {job.kind!r}")
+        task = asyncio.create_task(self.run(job), name=f"mtm-job-{job.id}-{job.kind}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(job.id, None))
+        return task
+
+    async def wait(self, job_id: int) -> None:
+        """Wait until a job started here has finished (at once if it is not running here)."""
+        task = self._tasks.get(job_id)
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def run(self, job: Job) -> Job:
+        """Run one job to its end and record how it ended; return it as finished."""
+        if not await self.db.run(start, job.id, self.holder):
+            return await self.db.run(get_any, job.id)
+        job = await self.db.run(get_any, job.id)
+        progress = Progress(self.db, job.id)
+        heart = asyncio.create_task(self._beat(job.id))
+        try:
+            result = await self.handlers[job.kind](JobContext(job, self.db, progress,
+                                                              self.services))
+        except JobError as exc:
+            await self._finish(job.id, "failed", error=exc.message)
+        except asyncio.CancelledError:
+            await asyncio.shield(self._finish(job.id, "interrupted", error=INTERRUPTED))
+            raise
+        except Exception:
+            log.exception("job %s (%s) crashed", job.id, job.kind)
+            await self._finish(job.id, "failed", error=(
+                "Something went wrong on our side, and nothing was changed. Please try again."))
+        else:
+            await self._finish(job.id, "done", result=result)
+        finally:
+            heart.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heart
+        return await self.db.run(get_any, job.id)
+
+    async def _finish(self, job_id: int, state: str, **outcome: Any) -> None:
+        # Every accepted job ends recorded: a busy database is retried, not given up on.
+        for attempt in range(5):
+            try:
+                await self.db.run(finish, job_id, state, **outcome)
+                return
+            except (DatabaseUnavailable, sqlite3.OperationalError):
+                if attempt == 4:
+                    raise
+                await asyncio.sleep(0.5 * (attempt + 1))
+
+    async def _beat(self, job_id: int) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(DatabaseUnavailable, sqlite3.OperationalError):
+                await self.db.run(beat, job_id)
+
+    async def stop(self) -> None:
+        """Cancel running jobs (they are marked interrupted) and wait for them."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task

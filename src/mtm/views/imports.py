@@ -1,0 +1,93 @@
+"""Importing a Spotify privacy export from Settings: upload, an import's report, undo."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette_wtf import csrf_protect
+
+from mtm import imports, uploads, users
+from mtm.rendering import render
+from mtm.session import current_user, login_required
+from mtm.views.errors import error_response
+from mtm.views.jobs import busy_response, queue, started
+
+
+@login_required
+async def upload(request: Request) -> Response:
+    """Receive the files, then preview them as a background job.
+
+    The body is read by mtm.uploads, which checks the CSRF token before keeping a byte.
+    """
+    user = await current_user(request)
+    services = request.app.state.services
+    root = services.settings.uploads_dir
+    try:
+        received, _ = await uploads.receive(request, root, user.id)
+    except uploads.UploadError as exc:
+        return error_response(request, exc.status, exc.message)
+    try:
+        job = await services.db.run(imports.queue, user.id, imports.PREVIEW,
+                                    {"upload": received.token})
+    except imports.Busy as busy:
+        received.remove()
+        return busy_response(request, busy)
+    services.jobs.submit(job)
+    return await started(request, job.id, "Your files are uploaded; here is what importing "
+                         "them would do.")
+
+
+async def _own_import(request: Request) -> imports.ImportRecord | None:
+    user = await current_user(request)
+    return await request.app.state.services.db.run(imports.get_import, user.id,
+                                                    request.path_params["import_id"])
+
+
+def _not_found(request: Request) -> Response:
+    return error_response(request, 404, "There is no such import among yours.")
+
+
+@login_required
+async def detail(request: Request) -> Response:
+    """One import's report: what it read, added, left out and why."""
+    record = await _own_import(request)
+    if record is None:
+        return _not_found(request)
+    user = await current_user(request)
+    timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
+    return render(request, "import", "import_detail", {"record": record, "timezone": timezone,
+                                                        "confirming": False})
+
+
+@login_required
+async def confirm_undo(request: Request) -> Response:
+    """Step one of undoing: how many plays go, and a button to go on."""
+    record = await _own_import(request)
+    if record is None:
+        return _not_found(request)
+    user = await current_user(request)
+    timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
+    return render(request, "import", "import_detail", {"record": record, "timezone": timezone,
+                                                        "confirming": True})
+
+
+@login_required
+@csrf_protect
+async def undo(request: Request) -> Response:
+    """Step two: undo the import as a background job."""
+    record = await _own_import(request)
+    if record is None:
+        return _not_found(request)
+    form = await request.form()
+    if form.get("confirm") != "yes":
+        user = await current_user(request)
+        timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
+        return render(request, "import", "import_detail",
+                      {"record": record, "timezone": timezone, "confirming": True,
+                       "problem": "Use the Undo button on this page to confirm."},
+                      status_code=422)
+    if not record.undoable:
+        return error_response(request, 409, "This import has nothing to undo: it added no "
+                              "plays, or it was undone already.")
+    return await queue(request, imports.UNDO, {"import_id": record.id},
+                        "Undoing the import has started.")
