@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import random
 import sqlite3
 import time
+import zipfile
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -403,3 +406,55 @@ def _fit(times: list[int], ms: list[int], start: int, end: int) -> None:
             if times[i] < times[i + 1]:
                 break
             times[i] = times[i + 1] - 1
+
+
+# --- a sample privacy export, for trying the import in demo mode --------------------------
+
+SAMPLE_PLAYS = 15_000
+SAMPLE_FOLDER = "Spotify Extended Streaming History"
+
+
+def sample_export(conn: sqlite3.Connection, user_id: int, *, plays: int = SAMPLE_PLAYS,
+                  seed: int = 11) -> tuple[str, bytes]:
+    """A zip like Spotify's, of a year of listening ending where the user's history begins.
+
+    Its tracks are the emulator's, so the import links them to what the demo account knows.
+    Returns (file name, zip bytes).
+    """
+    first = conn.execute("SELECT min(played_at) FROM plays WHERE user_id = ?",
+                         (user_id,)).fetchone()[0]
+    end = (first or int(time.time())) - DAY
+    start = end - int(YEAR)
+    catalogue = build_catalogue(2026)
+    generated = _generate(catalogue, plays, start, end, random.Random(seed))
+    records = [_extended_record(play) for play in generated.plays(catalogue, 0, plays)]
+    first_year = time.gmtime(start).tm_year
+    last_year = time.gmtime(end).tm_year
+    name = f"Streaming_History_Audio_{first_year}-{last_year}_0.json"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{SAMPLE_FOLDER}/{name}", json.dumps(records, ensure_ascii=False,
+                                                               indent=2))
+    return "my_spotify_data_sample.zip", buffer.getvalue()
+
+
+def _extended_record(play: PlayIn) -> dict:
+    """A generated play as Spotify's extended streaming history writes one."""
+    track = play.track
+    skipped = bool(play.skipped)
+    return {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(play.played_at)),
+        "platform": "android", "ms_played": play.ms_played, "conn_country": "SE",
+        "ip_addr": "192.0.2.1",
+        "master_metadata_track_name": track.name,
+        "master_metadata_album_artist_name": track.artists[0].name,
+        "master_metadata_album_album_name": track.album.name if track.album else None,
+        "spotify_track_uri": f"spotify:track:{track.spotify_id}",
+        "episode_name": None, "episode_show_name": None, "spotify_episode_uri": None,
+        "audiobook_title": None, "audiobook_uri": None, "audiobook_chapter_uri": None,
+        "audiobook_chapter_title": None,
+        "reason_start": "clickrow" if play.context_uri is None else "trackdone",
+        "reason_end": "fwdbtn" if skipped else "trackdone",
+        "shuffle": play.context_uri is None, "skipped": skipped, "offline": False,
+        "offline_timestamp": None, "incognito_mode": False,
+    }

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -223,16 +224,21 @@ def close_abandoned(conn: sqlite3.Connection, now: int | None = None) -> list[Jo
 
 @dataclass
 class Progress:
-    """Reports a job's progress from any thread, writing it at most every PROGRESS_INTERVAL."""
+    """Reports a job's progress from any thread, writing it at most every PROGRESS_INTERVAL.
+
+    Writes go through a connection of its own that never waits for a lock: while an import
+    holds its write transaction, progress is kept in memory (the runner shows it from
+    there) instead of stalling the import.
+    """
 
     db: Database
     job_id: int
     stage: str | None = None
     done: int = 0
     total: int | None = None
-    listeners: list[Callable[[Progress], None]] = field(default_factory=list)
     _written: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _conn: sqlite3.Connection | None = None
 
     def __call__(self, stage: str | None = None, done: int | None = None,
                  total: int | None = None, *, force: bool = False) -> None:
@@ -244,18 +250,31 @@ class Progress:
                 self.done = done
             if total is not None:
                 self.total = total
-            due = time.monotonic() - self._written >= PROGRESS_INTERVAL
-            if not (force or due):
+            if not (force or time.monotonic() - self._written >= PROGRESS_INTERVAL):
                 return
             self._written = time.monotonic()
-            snapshot = (self.stage, self.done, self.total)
-        for listener in self.listeners:
-            listener(self)
+            self._write(report, self.stage, self.done, self.total)
+
+    def beat(self) -> None:
+        """Say the job's process is alive (skipped, not waited for, when the lock is taken)."""
+        with self._lock:
+            self._write(beat)
+
+    def _write(self, fn: Callable[..., None], *args: Any) -> None:
         try:
-            self.db.call(report, self.job_id, *snapshot)
-        except (DatabaseUnavailable, sqlite3.OperationalError):
-            # A long write elsewhere holds the lock: progress is cosmetic, the job goes on.
+            if self._conn is None:
+                self._conn = sqlite3.connect(self.db.path, isolation_level=None, timeout=0,
+                                             check_same_thread=False)
+            fn(self._conn, self.job_id, *args)
+        except sqlite3.OperationalError:
             log.debug("progress of job %s not written this time", self.job_id)
+
+    def close(self) -> None:
+        """Close its connection."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
 
 @dataclass
@@ -281,6 +300,7 @@ class JobRunner:
         self.services = services
         self.holder = holder or make_holder("jobs")
         self._tasks: dict[int, asyncio.Task] = {}
+        self._progress: dict[int, Progress] = {}
 
     def submit(self, job: Job) -> asyncio.Task:
         """Run a queued job in the background."""
@@ -302,8 +322,8 @@ class JobRunner:
         if not await self.db.run(start, job.id, self.holder):
             return await self.db.run(get_any, job.id)
         job = await self.db.run(get_any, job.id)
-        progress = Progress(self.db, job.id)
-        heart = asyncio.create_task(self._beat(job.id))
+        progress = self._progress[job.id] = Progress(self.db, job.id)
+        heart = asyncio.create_task(self._beat(progress))
         try:
             result = await self.handlers[job.kind](JobContext(job, self.db, progress,
                                                               self.services))
@@ -322,7 +342,17 @@ class JobRunner:
             heart.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heart
+            self._progress.pop(job.id, None)
+            progress.close()
         return await self.db.run(get_any, job.id)
+
+    def freshen(self, job: Job) -> Job:
+        """The job with its latest progress when it runs here (the row may lag behind)."""
+        progress = self._progress.get(job.id)
+        if progress is None or not job.active:
+            return job
+        return dataclasses.replace(job, stage=progress.stage, done=progress.done,
+                                   total=progress.total)
 
     async def _finish(self, job_id: int, state: str, **outcome: Any) -> None:
         # Every accepted job ends recorded: a busy database is retried, not given up on.
@@ -335,11 +365,10 @@ class JobRunner:
                     raise
                 await asyncio.sleep(0.5 * (attempt + 1))
 
-    async def _beat(self, job_id: int) -> None:
+    async def _beat(self, progress: Progress) -> None:
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
-            with contextlib.suppress(DatabaseUnavailable, sqlite3.OperationalError):
-                await self.db.run(beat, job_id)
+            await asyncio.to_thread(progress.beat)
 
     async def stop(self) -> None:
         """Cancel running jobs (they are marked interrupted) and wait for them."""

@@ -78,6 +78,21 @@ def _clock(ts: int, timezone: str = "UTC") -> str:
     return moment.strftime("%d %b %H:%M")
 
 
+def _day_label(ts: int, timezone: str = "UTC") -> str:
+    """A moment as a date on the user's calendar, e.g. 4 March 2019."""
+    moment = datetime.fromtimestamp(ts, ZoneInfo(timezone))
+    return f"{moment.day} {moment:%B %Y}"
+
+
+def _compact(n: int) -> str:
+    """A count short enough for a small table cell: 950, 1.2k, 12k."""
+    if n < 1000:
+        return str(n)
+    if n < 10_000:
+        return f"{n / 1000:.1f}k"
+    return f"{round(n / 1000)}k"
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment: autoescaping, strict undefined, shared context and filters."""
     env = jinja2.Environment(
@@ -90,6 +105,8 @@ def make_templates() -> Jinja2Templates:
     env.filters["timeago"] = _timeago
     env.filters["thousands"] = lambda n: f"{n:,}"
     env.filters["clock"] = _clock
+    env.filters["day_label"] = _day_label
+    env.filters["compact"] = _compact
     return Jinja2Templates(env=env, context_processors=[_context])
 
 

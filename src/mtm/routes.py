@@ -68,6 +68,7 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/settings/backups/{backup_id:id}/delete", settings_page.delete_backup,
               methods=["POST"], name="settings_backup_delete"),
         Route("/settings/imports", imports.upload, methods=["POST"], name="settings_import"),
+        Route("/settings/imports/sample.zip", imports.sample, name="settings_import_sample"),
         Route("/settings/imports/{import_id:id}", imports.detail, name="settings_import_detail"),
         Route("/settings/imports/{import_id:id}/undo", imports.confirm_undo,
               name="settings_import_undo_confirm"),

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette_wtf import csrf_protect
 
-from mtm import imports, uploads, users
+from mtm import demo, imports, uploads, users
 from mtm.rendering import render
 from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
@@ -91,3 +91,16 @@ async def undo(request: Request) -> Response:
                               "plays, or it was undone already.")
     return await queue(request, imports.UNDO, {"import_id": record.id},
                         "Undoing the import has started.")
+
+
+@login_required
+async def sample(request: Request) -> Response:
+    """Demo mode only: a generated export to try the import with."""
+    services = request.app.state.services
+    if not services.settings.demo:
+        return error_response(request, 404, "Sample exports exist in demo mode only.")
+    user = await current_user(request)
+    name, data = await services.db.run(demo.sample_export, user.id)
+    return Response(data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"',
+                             "Cache-Control": "no-store"})

@@ -5,6 +5,8 @@ The same URL is the page a browser without JavaScript reloads, and the fragment 
 
 from __future__ import annotations
 
+import dataclasses
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette_wtf import csrf_protect
@@ -14,19 +16,28 @@ from mtm.rendering import flash, is_partial, redirect, render
 from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
 
-# Sent when a job that changes the history has finished, so sections showing it reload.
-HISTORY_CHANGED = "mtm:history-changed"
+# Sent when a task has finished, so sections showing the history reload. Aimed at <body>:
+# htmx fires it after the swap, when the polling card itself is gone.
+HISTORY_CHANGED = '{"mtm:history-changed": {"target": "body"}}'
 
 
 def _not_found(request: Request) -> Response:
     return error_response(request, 404, "There is no such task among yours.")
 
 
-async def _view(request: Request) -> imports.JobView | None:
+async def load_view(request: Request, job_id: int) -> imports.JobView | None:
+    """The signed-in user's job as its card shows it, with progress as fresh as it gets."""
     user = await current_user(request)
     services = request.app.state.services
-    return await services.db.run(imports.job_view, user.id, request.path_params["job_id"],
+    view = await services.db.run(imports.job_view, user.id, job_id,
                                  services.settings.uploads_dir)
+    if view is None:
+        return None
+    return dataclasses.replace(view, job=services.jobs.freshen(view.job))
+
+
+async def _view(request: Request) -> imports.JobView | None:
+    return await load_view(request, request.path_params["job_id"])
 
 
 def render_job(request: Request, view: imports.JobView, *, status_code: int = 200) -> Response:
@@ -34,7 +45,8 @@ def render_job(request: Request, view: imports.JobView, *, status_code: int = 20
     headers = {}
     if not view.job.active:
         headers["HX-Trigger"] = HISTORY_CHANGED
-    return render(request, "job", "job", {"view": view, "job": view.job},
+    return render(request, "job", "job", {"view": view, "job": view.job,
+                                          "timezone": view.timezone},
                   status_code=status_code, headers=headers)
 
 
@@ -49,12 +61,8 @@ async def job_page(request: Request) -> Response:
 
 async def started(request: Request, job_id: int, message: str) -> Response:
     """After queueing a job: its card for HTMX (202), its page otherwise (303)."""
-    user = await current_user(request)
-    services = request.app.state.services
     if is_partial(request):
-        view = await services.db.run(imports.job_view, user.id, job_id,
-                                     services.settings.uploads_dir)
-        return render_job(request, view, status_code=202)
+        return render_job(request, await load_view(request, job_id), status_code=202)
     flash(request, message, "info")
     return redirect(request, request.url_for("job", job_id=job_id).path)
 

@@ -41,6 +41,8 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
     db = services.db
     prefs = await db.run(preferences.load, user.id)
     sync_job = await db.run(jobs.active, user.id, (connection.SYNC,))
+    if sync_job is not None:
+        sync_job = services.jobs.freshen(sync_job)
     context = {
         "connection": await db.run(connection.load, user.id),
         "prefs": prefs,
@@ -51,6 +53,8 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "sync_job": sync_job,
         "syncing": sync_job is not None or await db.run(connection.sync_running, user.id),
         "imports": await db.run(imports.overview, user.id, services.settings.uploads_dir),
+        "source_labels": imports.SOURCE_LABELS,
+        "month_names": imports.MONTHS,
         "backups": await db.run(backups.list_backups, services.settings.backups_dir, user.id),
         "keep_auto": backups.KEEP_AUTO,
         "scope_labels": connection.SCOPE_LABELS,
