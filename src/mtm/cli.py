@@ -98,6 +98,138 @@ def _sync(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _import_user(conn, key: str | None, demo: bool) -> int:
+    """The user an import is for: --user, else the only user, else the demo account."""
+    from mtm import demo as demo_account
+    from mtm import sync
+
+    if key is not None:
+        user_id = sync.find_user(conn, key)
+        if user_id is None:
+            raise LookupError(f"no user {key!r} (give a Spotify user id or a numeric id)")
+        return user_id
+    if demo:
+        return demo_account.ensure_demo_user(conn)
+    ids = [r[0] for r in conn.execute("SELECT id FROM users ORDER BY id")]
+    if len(ids) == 1:
+        return ids[0]
+    if not ids:
+        raise LookupError("nobody has signed in yet: sign in once in the browser, then import")
+    raise LookupError(f"there are {len(ids)} users: say whose history this is with --user "
+                      "(a Spotify user id or a numeric id)")
+
+
+class _Bar:
+    """A progress bar on the terminal (one line per stage when output is not a terminal)."""
+
+    def __init__(self, stream=sys.stderr) -> None:
+        self.stream, self.tty, self.stage = stream, stream.isatty(), None
+
+    def __call__(self, stage: str | None = None, done: int | None = None,
+                 total: int | None = None, **_: object) -> None:
+        if not self.tty:
+            if stage and stage != self.stage:
+                print(f"{stage}…", file=self.stream, flush=True)
+            self.stage = stage or self.stage
+            return
+        self.stage = stage or self.stage
+        width = 30
+        share = (done or 0) / total if total else 0.0
+        filled = int(width * min(share, 1.0))
+        percent = f"{share:4.0%}" if total else "    "
+        print(f"\r{(self.stage or '')[:40]:<40} [{'#' * filled}{'.' * (width - filled)}] "
+              f"{percent}", end="", file=self.stream, flush=True)
+
+    def watch(self, progress) -> None:
+        """As a job runner's watcher."""
+        self(progress.stage, progress.done, progress.total)
+
+    def end(self) -> None:
+        if self.tty:
+            print(file=self.stream)
+
+
+def _import(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from mtm import db, importer, imports, users
+    from mtm.app import prepare_database
+
+    settings = load_settings()
+    paths = [Path(p).expanduser() for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    prepare_database(settings)
+    conn = db.connect(settings.database_path)
+    try:
+        user_id = _import_user(conn, args.user, settings.demo)
+        timezone = users.user_timezone(conn, user_id)
+    except LookupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    bar = _Bar()
+    started = time.perf_counter()
+    try:
+        if args.dry_run:
+            report = importer.preview(settings.database_path, user_id, [p.resolve() for p in paths],
+                                      display={p.resolve(): str(p) for p in paths}, progress=bar)
+            failure = None
+        else:
+            report, failure = asyncio.run(_run_import(settings, user_id, paths, bar))
+    except importer.ExportError as exc:
+        bar.end()
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except imports.Busy as busy:
+        bar.end()
+        print(f"error: another import or undo of this user is under way (job {busy.job.id}); "
+              "one runs at a time.", file=sys.stderr)
+        return 1
+    bar.end()
+    if failure is not None:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    elapsed = time.perf_counter() - started
+    for line in report.lines(timezone, future=args.dry_run):
+        print(line)
+    print(("Nothing was changed (dry run). " if args.dry_run else "")
+          + f"Took {elapsed:.1f} s.")
+    return 0
+
+
+async def _run_import(settings, user_id: int, paths, bar: _Bar):
+    """Run the import as a job in the foreground: the same code the server runs."""
+    from dataclasses import dataclass
+
+    from mtm import db, imports, jobs
+    from mtm.importer import Report
+
+    @dataclass
+    class Services:
+        settings: object
+        db: object
+        jobs: object = None
+
+    database = db.Database(settings.database_path)
+    try:
+        job = await database.run(imports.queue, user_id, imports.IMPORT,
+                                 {"paths": [str(p.resolve()) for p in paths]})
+        runner = jobs.JobRunner(database, {imports.IMPORT: imports.import_job},
+                                Services(settings, database), holder=jobs.make_holder("cli"),
+                                watch=bar.watch)
+        finished = await runner.run(job)
+    finally:
+        database.close()
+    if finished.state != "done":
+        return None, finished.error
+    return Report.from_json(finished.result["report"]), None
+
+
 def _vendor(args: argparse.Namespace) -> int:
     from mtm import vendor
 
@@ -128,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync_cmd = commands.add_parser("sync", help="sync connected users once (for cron)")
     sync_cmd.add_argument("--user", help="only this user (Spotify user id or numeric id)")
     sync_cmd.set_defaults(run=_sync)
+
+    import_cmd = commands.add_parser(
+        "import", help="import a Spotify privacy export (zip, folder or JSON files)")
+    import_cmd.add_argument("paths", nargs="+", metavar="PATH",
+                            help="the zip Spotify sent, a folder, or JSON files")
+    import_cmd.add_argument("--user", help="whose history it is (Spotify user id or numeric "
+                            "id); needed when several people use this app")
+    import_cmd.add_argument("--dry-run", action="store_true",
+                            help="only say what the import would do; change nothing")
+    import_cmd.set_defaults(run=_import)
 
     vendor = commands.add_parser("vendor",
                                  help="re-fetch htmx and Chart.js from npm and check their sha256")

@@ -186,9 +186,12 @@ async def look_up(ctx: JobContext) -> dict[str, Any]:
 
 
 async def request(services: Any, user_id: int) -> jobs.Job | None:
-    """Start the lookups of a user's artists unless they run already or nothing is missing."""
+    """Start the lookups of a user's artists unless they run already or nothing is missing.
+
+    Only a server runs them (the command line leaves them to its scheduler).
+    """
     db = services.db
-    if (await db.run(status, user_id)).missing == 0:
+    if services.jobs is None or (await db.run(status, user_id)).missing == 0:
         return None
 
     def create(conn: sqlite3.Connection) -> jobs.Job | None:
@@ -198,7 +201,7 @@ async def request(services: Any, user_id: int) -> jobs.Job | None:
             return jobs.create(conn, user_id, KIND)
 
     job = await db.run(create)
-    if job is not None and services.jobs is not None:
+    if job is not None:
         services.jobs.submit(job)
     return job
 

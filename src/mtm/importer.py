@@ -20,8 +20,10 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from mtm import db as database
 from mtm import history, identity
@@ -80,6 +82,33 @@ class Report:
         """Every record read is in exactly one of the report's groups."""
         return self.read == (self.new + self.present + self.too_short + self.not_music
                              + self.malformed)
+
+    def lines(self, timezone: str, *, future: bool) -> list[str]:
+        """The report as plain text, for the command line."""
+        zone = ZoneInfo(timezone)
+        will = "will be" if future else "were"
+
+        def day(ts: int) -> str:
+            return datetime.fromtimestamp(ts, zone).strftime("%d %b %Y")
+
+        out = [f"Read {self.read:,} records in {len(self.files)} files"
+               + (f", {day(self.first)} to {day(self.last)}:" if self.first else ":")]
+        rows = (("New plays", self.new, f"{will} added"),
+                ("Already here", self.present, "stored before, or the same record twice"
+                 + (f" ({self.repeated:,} repeats)" if self.repeated else "")),
+                ("Too short to count", self.too_short,
+                 f"under 30 s; {self.short_stored:,} new ones {will} kept for their minutes"),
+                ("Podcasts, audiobooks, video", self.not_music, "left out"),
+                ("Could not be read", self.malformed, "left out" if self.malformed else ""))
+        out += [f"  {name:<28} {count:>10,}  {note}".rstrip() for name, count, note in rows]
+        if self.by_name or self.name_only:
+            out.append(f"  Account data matched by artist and title: {self.by_name:,}; kept by "
+                       f"name only: {self.name_only:,}")
+        for problem in self.problems:
+            out.append(f"  ! {problem.file}, record {problem.index:,}: {problem.reason}")
+        if self.ignored:
+            out.append(f"  Not listening history, left alone: {', '.join(self.ignored)}")
+        return out
 
     def to_json(self) -> dict[str, Any]:
         """The report as stored with a job or an import."""
@@ -224,7 +253,8 @@ class Stager:
         stored = () if not self._stored else conn.execute(
             """SELECT s.n, p.played_at, p.record_key, s.played_at, s.ms, p.source, p.ms_played
                FROM main.plays p JOIN main.tracks t ON t.id = p.track_id
-               JOIN staged s ON s.played_at BETWEEN p.played_at - ? AND p.played_at + ?
+               JOIN staged s INDEXED BY staged_time
+                 ON s.played_at BETWEEN p.played_at - ? AND p.played_at + ?
                JOIN staged_tracks st ON st.tref = s.tref
                WHERE p.user_id = ? AND p.played_at BETWEEN ? AND ? AND p.source <> ?
                  AND s.source = ? AND s.fate IS NULL AND st.match_key = t.match_key""",
@@ -234,13 +264,16 @@ class Stager:
                           identity.Moment(p_source, p_at, p_ms)))
         marks = ",".join("?" * len(richer))
         staged = () if not richer else conn.execute(
+            # CROSS JOIN keeps this source's records outside: SQLite would otherwise look
+            # each of them up by source, once per record of the other side.
             f"""SELECT s.n, o.n, s.played_at, s.ms, o.source, o.played_at, o.ms
-                FROM staged o JOIN staged_tracks ot ON ot.tref = o.tref
-                JOIN staged s ON s.played_at BETWEEN o.played_at - ? AND o.played_at + ?
+                FROM staged s CROSS JOIN staged o INDEXED BY staged_time
+                  ON o.played_at BETWEEN s.played_at - ? AND s.played_at + ?
                 JOIN staged_tracks st ON st.tref = s.tref
-                WHERE o.fate IS NULL AND o.source IN ({marks}) AND s.source = ?
-                  AND s.fate IS NULL AND st.match_key = ot.match_key""",
-            (reach, reach, *richer, source))
+                JOIN staged_tracks ot ON ot.tref = o.tref
+                WHERE s.source = ? AND s.fate IS NULL AND o.fate IS NULL
+                  AND o.source IN ({marks}) AND ot.match_key = st.match_key""",
+            (reach, reach, source, *richer))
         for n, other, s_at, s_ms, o_source, o_at, o_ms in staged:
             pairs.append((n, ("staged", other), identity.Moment(source, s_at, s_ms),
                           identity.Moment(o_source, o_at, o_ms)))
@@ -351,9 +384,31 @@ class Stager:
                     AND t.match_key = staged_tracks.match_key)
                 WHERE {used} AND spotify_id IS NULL""")
 
+    def _adopt(self, which: str) -> None:
+        """Give Spotify ids to tracks and artists known here by name only, when this upload
+        names them with ids (account data imported first, extended history later)."""
+        conn = self.conn
+        taken: set[int] = set()
+        for tref, spotify_id, track_id in conn.execute(
+                f"""SELECT st.tref, st.spotify_id, min(t.id) FROM staged_tracks st
+                    JOIN main.tracks t ON t.match_key = st.match_key AND +t.spotify_id IS NULL
+                    WHERE {which} AND st.spotify_id IS NOT NULL
+                    GROUP BY st.tref ORDER BY st.tref""").fetchall():
+            if track_id not in taken:
+                taken.add(track_id)
+                conn.execute("UPDATE main.tracks SET spotify_id = ? WHERE id = ?",
+                             (spotify_id, track_id))
+                conn.execute("UPDATE staged_tracks SET track_id = ? WHERE tref = ?",
+                             (track_id, tref))
+        for spotify_id, name in conn.execute(
+                f"""SELECT DISTINCT artist_spotify_id, artist FROM staged_tracks
+                    WHERE {which} AND artist_spotify_id IS NOT NULL""").fetchall():
+            history.adopt_artist(conn, spotify_id, name)
+
     def _new_tracks(self, which: str) -> None:
         """Create the staged tracks matching `which`, with their artists and albums."""
         conn = self.conn
+        self._adopt(which)
         # Artists: by Spotify id when this app's export gives one, else an artist of that
         # exact name (one Spotify knows first), else a new one known by name.
         conn.execute(

@@ -216,27 +216,41 @@ def queue(conn: sqlite3.Connection, user_id: int, kind: str, params: dict[str, A
         return jobs.create(conn, user_id, kind, params)
 
 
-def _upload(ctx: JobContext) -> uploads.Upload:
+@dataclass(frozen=True)
+class Files:
+    """What a job reads: an upload (removed once imported), or paths given on the command line."""
+
+    paths: list[Path]
+    display: dict[Path, str]
+    upload: uploads.Upload | None = None
+
+
+def _files(ctx: JobContext) -> Files:
+    if "paths" in ctx.job.params:
+        paths = [Path(p) for p in ctx.job.params["paths"]]
+        return Files(paths, {p: str(p) for p in paths})
     upload = uploads.find(ctx.services.settings.uploads_dir, ctx.job.user_id,
                           ctx.job.params.get("upload", ""))
     if upload is None:
         raise JobError("The uploaded files are no longer on the server (uploads are kept for "
                        "a day). Upload them again.")
-    return upload
+    return Files(upload.paths, upload.display, upload)
 
 
 async def preview_job(ctx: JobContext) -> dict[str, Any]:
-    """Read the upload and say what importing it would do."""
-    upload = _upload(ctx)
-    # Uploads previewed and then left alone are not kept for ever.
-    uploads.prune(ctx.services.settings.uploads_dir, ctx.job.user_id, keep={upload.token})
+    """Read the files and say what importing them would do."""
+    files = _files(ctx)
+    if files.upload is not None:
+        # Uploads previewed and then left alone are not kept for ever.
+        uploads.prune(ctx.services.settings.uploads_dir, ctx.job.user_id,
+                      keep={files.upload.token})
     try:
         report = await run_in_threadpool(
             importer.preview, ctx.services.settings.database_path, ctx.job.user_id,
-            upload.paths, display=upload.display, progress=ctx.progress)
+            files.paths, display=files.display, progress=ctx.progress)
     except ExportError as exc:
         raise JobError(exc.message) from None
-    return {"report": report.to_json(), "upload": upload.token}
+    return {"report": report.to_json(), **ctx.job.params}
 
 
 async def _take_lease(ctx: JobContext, holder: str) -> None:
@@ -251,8 +265,8 @@ async def _take_lease(ctx: JobContext, holder: str) -> None:
 
 
 async def import_job(ctx: JobContext) -> dict[str, Any]:
-    """Import the upload: back up, store what is new, record the import, queue lookups."""
-    upload = _upload(ctx)
+    """Import the files: back up, store what is new, record the import, queue lookups."""
+    files = _files(ctx)
     settings, user_id = ctx.services.settings, ctx.job.user_id
     holder = jobs.make_holder(f"import-{ctx.job.id}")
     await _take_lease(ctx, holder)
@@ -265,7 +279,7 @@ async def import_job(ctx: JobContext) -> dict[str, Any]:
 
     try:
         outcome = await run_in_threadpool(
-            importer.run, settings.database_path, user_id, upload.paths, display=upload.display,
+            importer.run, settings.database_path, user_id, files.paths, display=files.display,
             progress=ctx.progress, job_id=ctx.job.id, before_write=backup)
         if outcome.report.stored:
             await ctx.db.run(backups.prune, settings.backups_dir, user_id)
@@ -273,7 +287,8 @@ async def import_job(ctx: JobContext) -> dict[str, Any]:
         raise JobError(exc.message) from None
     finally:
         await ctx.db.run(sync.release_lease, user_id, holder)
-    upload.remove()
+    if files.upload is not None:
+        files.upload.remove()
     if outcome.report.stored:
         # Exports carry names and URIs only: genres and images are looked up afterwards.
         await enrich.request(ctx.services, user_id)

@@ -236,6 +236,7 @@ class Progress:
     stage: str | None = None
     done: int = 0
     total: int | None = None
+    watch: Callable[[Progress], None] | None = None
     _written: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _conn: sqlite3.Connection | None = None
@@ -254,6 +255,8 @@ class Progress:
                 return
             self._written = time.monotonic()
             self._write(report, self.stage, self.done, self.total)
+        if self.watch is not None:
+            self.watch(self)
 
     def beat(self) -> None:
         """Say the job's process is alive (skipped, not waited for, when the lock is taken)."""
@@ -294,10 +297,13 @@ class JobRunner:
     """Runs queued jobs as tasks of the event loop; keeps a reference to each until done."""
 
     def __init__(self, db: Database, handlers: dict[str, Handler], services: Any = None,
-                 holder: str | None = None) -> None:
+                 holder: str | None = None,
+                 watch: Callable[[Progress], None] | None = None) -> None:
         self.db = db
         self.handlers = handlers
         self.services = services
+        # Told of every progress report (the command line draws its progress bar with it).
+        self.watch = watch
         self.holder = holder or make_holder("jobs")
         self._tasks: dict[int, asyncio.Task] = {}
         self._progress: dict[int, Progress] = {}
@@ -322,7 +328,7 @@ class JobRunner:
         if not await self.db.run(start, job.id, self.holder):
             return await self.db.run(get_any, job.id)
         job = await self.db.run(get_any, job.id)
-        progress = self._progress[job.id] = Progress(self.db, job.id)
+        progress = self._progress[job.id] = Progress(self.db, job.id, watch=self.watch)
         heart = asyncio.create_task(self._beat(progress))
         try:
             result = await self.handlers[job.kind](JobContext(job, self.db, progress,
