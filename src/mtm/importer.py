@@ -392,7 +392,8 @@ class Stager:
         for tref, spotify_id, track_id in conn.execute(
                 f"""SELECT st.tref, st.spotify_id, min(t.id) FROM staged_tracks st
                     JOIN main.tracks t ON t.match_key = st.match_key AND +t.spotify_id IS NULL
-                    WHERE {which} AND st.spotify_id IS NOT NULL
+                    WHERE st.tref IN (SELECT tref FROM staged_tracks WHERE {which})
+                      AND st.spotify_id IS NOT NULL
                     GROUP BY st.tref ORDER BY st.tref""").fetchall():
             if track_id not in taken:
                 taken.add(track_id)
