@@ -364,6 +364,8 @@ class Stager:
 
     def _create_catalogue(self) -> None:
         """Add the artists, albums and tracks the new plays need, set-based."""
+        # Tracks first known by name (account data) get their ids, new plays or not.
+        self._adopt("track_id IS NULL AND spotify_id IS NOT NULL")
         self.conn.execute("ALTER TABLE staged_tracks ADD COLUMN used INTEGER")
         self.conn.execute("UPDATE staged_tracks SET used = 1 WHERE tref IN "
                           "(SELECT tref FROM staged WHERE fate IS NULL)")
@@ -383,6 +385,14 @@ class Stager:
                     SELECT min(t.id) FROM main.tracks t WHERE +t.spotify_id IS NULL
                     AND t.match_key = staged_tracks.match_key)
                 WHERE {used} AND spotify_id IS NULL""")
+
+    def adoptable(self) -> bool:
+        """True when tracks known here by name only are named with ids in this upload."""
+        return self.conn.execute(
+            """SELECT 1 FROM staged_tracks st JOIN main.tracks t
+               ON t.match_key = st.match_key AND +t.spotify_id IS NULL
+               WHERE st.spotify_id IS NOT NULL AND st.track_id IS NULL LIMIT 1""").fetchone() \
+            is not None
 
     def _adopt(self, which: str) -> None:
         """Give Spotify ids to tracks and artists known here by name only, when this upload
@@ -409,7 +419,6 @@ class Stager:
     def _new_tracks(self, which: str) -> None:
         """Create the staged tracks matching `which`, with their artists and albums."""
         conn = self.conn
-        self._adopt(which)
         # Artists: by Spotify id when this app's export gives one, else an artist of that
         # exact name (one Spotify knows first), else a new one known by name.
         conn.execute(
@@ -516,7 +525,7 @@ def run(db_path: Path, user_id: int, paths: list[Path], *, display: dict[Path, s
         backup_id = before_write(report) if before_write and report.stored else None
         with transaction(conn):
             import_id = _record(conn, user_id, report, job_id, backup_id, now)
-            if report.stored:
+            if report.stored or stager.adoptable():
                 stored = stager.apply(import_id)
                 conn.execute("UPDATE imports SET plays_added = ? WHERE id = ?",
                              (stored, import_id))

@@ -56,7 +56,7 @@ async def detail(request: Request) -> Response:
     user = await current_user(request)
     timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
     return render(request, "import", "import_detail", {"record": record, "timezone": timezone,
-                                                        "confirming": False})
+                                                        "confirming": False, "problem": None})
 
 
 @login_required
@@ -68,7 +68,7 @@ async def confirm_undo(request: Request) -> Response:
     user = await current_user(request)
     timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
     return render(request, "import", "import_detail", {"record": record, "timezone": timezone,
-                                                        "confirming": True})
+                                                        "confirming": True, "problem": None})
 
 
 @login_required
