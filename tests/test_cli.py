@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -102,3 +103,77 @@ def test_bad_sync_interval_is_a_clear_error(tmp_path: Path, monkeypatch, capsys)
     monkeypatch.setenv("MTM_SYNC_INTERVAL", "86400")
     assert main(["sync"]) == 2
     assert "MTM_SYNC_INTERVAL" in capsys.readouterr().err
+
+
+# --- mtm import ----------------------------------------------------------------------------
+
+
+def _export(folder: Path, n: int = 5) -> Path:
+    import json
+
+    from tests.test_importer import BASE, extended
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "Streaming_History_Audio_2019_0.json"
+    path.write_text(json.dumps([extended(BASE + i * 300, i) for i in range(n)]))
+    return path
+
+
+def test_import_dry_run_then_import(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    export = _export(tmp_path / "export")
+    dry = run_cli(["import", "--dry-run", str(export)], data, MTM_DEMO_PLAYS="0")
+    assert dry.returncode == 0, dry.stderr
+    assert "New plays" in dry.stdout and "Nothing was changed (dry run)" in dry.stdout
+    assert "Reading the files" in dry.stderr, "progress goes to the terminal"
+    with sqlite3.connect(data / "mtm.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM plays").fetchone()[0] == 0
+    done = run_cli(["import", str(export)], data, MTM_DEMO_PLAYS="0")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"New plays\s+5\s+were added", done.stdout)
+    again = run_cli(["import", str(export.parent)], data, MTM_DEMO_PLAYS="0")
+    assert re.search(r"New plays\s+0", again.stdout) and re.search(r"Already here\s+5",
+                                                                    again.stdout)
+    with sqlite3.connect(data / "mtm.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM plays WHERE source = 'export'").fetchone()[0] == 5
+        # Recorded like an import from the browser: a job and an import each time.
+        assert conn.execute("SELECT count(*) FROM imports").fetchone()[0] == 2
+        assert conn.execute("SELECT group_concat(DISTINCT state) FROM jobs").fetchone()[0] == "done"
+
+
+def test_import_needs_to_know_whose_history(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    export = _export(tmp_path / "export")
+    env = {"SPOTIFY_CLIENT_ID": "real-app", "MTM_DEMO_PLAYS": "0"}
+    nobody = run_cli(["import", str(export)], data, **env)
+    assert nobody.returncode == 2 and "nobody has signed in" in nobody.stderr
+    with sqlite3.connect(data / "mtm.sqlite3") as conn:
+        for spotify_id in ("anna", "ben"):
+            conn.execute("INSERT INTO users (spotify_id, display_name, created_at) "
+                         "VALUES (?, ?, 0)", (spotify_id, spotify_id.title()))
+    several = run_cli(["import", str(export)], data, **env)
+    assert several.returncode == 2 and "--user" in several.stderr
+    unknown = run_cli(["import", "--user", "carl", str(export)], data, **env)
+    assert unknown.returncode == 2 and "no user 'carl'" in unknown.stderr
+    ben = run_cli(["import", "--user", "ben", str(export)], data, **env)
+    assert ben.returncode == 0, ben.stderr
+    with sqlite3.connect(data / "mtm.sqlite3") as conn:
+        owners = conn.execute("SELECT DISTINCT u.spotify_id FROM plays p JOIN users u "
+                              "ON u.id = p.user_id").fetchall()
+    assert owners == [("ben",)]
+
+
+def test_import_explains_bad_input(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    missing = run_cli(["import", str(tmp_path / "nope.zip")], data, MTM_DEMO_PLAYS="0")
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+    broken = tmp_path / "Streaming_History_Audio_2019_0.json"
+    broken.write_text('[{"ts": "2019-')
+    result = run_cli(["import", str(broken)], data, MTM_DEMO_PLAYS="0")
+    assert result.returncode == 1 and "truncated" in result.stderr
+    with sqlite3.connect(data / "mtm.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM imports").fetchone()[0] == 0
+        assert conn.execute("SELECT state FROM jobs").fetchone()[0] == "failed"
