@@ -406,3 +406,31 @@ def test_zip_as_spotify_sends_it(conn: sqlite3.Connection, user_id: int, path: P
     report = run(path, user_id, [archive])
     assert (report.read, report.new, report.present, report.not_music) == (10, 4, 4, 2)
     assert report.ignored == [f"{archive.name}/MyData/Userdata.json"] and report.adds_up
+
+
+def test_big_uploads_are_read_by_helper_processes_with_the_same_result(
+        conn: sqlite3.Connection, user_id: int, path: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [write(tmp_path, f"Streaming_History_Audio_2019_{n}.json",
+                   [extended(BASE + (n * 40 + i) * 300, n * 40 + i) for i in range(40)]
+                   + [{"ts": None}]) for n in range(3)]
+    alone = preview(path, user_id, files)
+    monkeypatch.setattr(importer, "PARALLEL_BYTES", 0)
+    started = []
+    real = importer.readers.Helper.__init__
+
+    def counted(self: object) -> None:
+        started.append(self)
+        real(self)
+
+    monkeypatch.setattr(importer.readers.Helper, "__init__", counted)
+    helped = preview(path, user_id, files)
+    assert len(started) == 2, "two helper processes read the files"
+    assert helped == alone and helped.new == 120 and helped.malformed == 3
+    assert all(h.process.poll() is not None for h in started), "the helpers have stopped"
+    # A file a helper cannot read stops the import with its reason, as without helpers.
+    broken = write(tmp_path, "Streaming_History_Audio_2019_9.json", [])
+    broken.write_text("[{", encoding="utf-8")
+    with pytest.raises(importer.ExportError, match="Streaming_History_Audio_2019_9.json"):
+        run(path, user_id, [*files, broken])
+    assert plays(conn, user_id) == []

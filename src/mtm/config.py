@@ -29,6 +29,8 @@ class Settings:
     demo: bool
     sync_interval: int = 1800
     demo_plays: int = 60_000
+    # The largest upload accepted (bytes): a 10-year export zip is about 40 MB.
+    upload_limit: int = 1_000_000_000
     static_dir: Path = field(default=REPO_ROOT / "static")
 
     @property
@@ -111,4 +113,18 @@ def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = Fa
         demo=demo,
         sync_interval=_sync_interval(get("MTM_SYNC_INTERVAL"), demo),
         demo_plays=int(get("MTM_DEMO_PLAYS", "60000") or 60000),
+        upload_limit=_megabytes(get("MTM_UPLOAD_LIMIT_MB"), "MTM_UPLOAD_LIMIT_MB", 1000),
     )
+
+
+def _megabytes(raw: str | None, name: str, default: int) -> int:
+    """A size given in megabytes, as bytes."""
+    if raw is None or raw == "":
+        return default * 1_000_000
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of megabytes, not {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value * 1_000_000

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,20 +27,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mtm import db as database
-from mtm import history, identity
+from mtm import history, identity, readers
 from mtm.db import transaction
 from mtm.history import LocalTime
 from mtm.identity import PLAY_MS
 from mtm.spotify_export import (
     ACCOUNT,
+    MALFORMED_SHOWN,
     MTM,
     ExportError,
     FileReport,
     Malformed,
-    Problems,
-    Record,
+    SourceFile,
     find,
-    read_file,
+    read_for_import,
 )
 from mtm.users import user_timezone
 
@@ -161,19 +162,25 @@ class Stager:
         self.report.ignored = found.ignored
         files = sorted(found.files, key=lambda f: FILE_ORDER.get(f[1], 3))
         total = sum(f.size for f, _ in files)
-        done = 0
-        problems = Problems()
+        done = malformed = 0
+        shown: list[Malformed] = []
         self.progress("Reading the files", 0, total)
-        # Millions of short-lived objects: the cycle collector would only slow this down.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for source, kind in files:
-                file_report, records = read_file(source, kind, problems, now)
+            for (source, _), (file_report, records, bad, first_bad) in zip(
+                    files, _read_files(files, now), strict=True):
                 self.report.files.append(file_report)
-                # One transaction a file: temporary tables only, so no lock on the database.
-                with transaction(self.conn):
+                malformed += bad
+                shown += first_bad[:MALFORMED_SHOWN - len(shown)]
+                # One transaction a file, on temporary tables only: no lock on the database.
+                self.conn.execute("BEGIN")
+                try:
                     self._stage(records)
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
                 done += source.size
                 self.progress("Reading the files", done, total)
         finally:
@@ -183,30 +190,33 @@ class Stager:
         report = self.report
         report.read = sum(f.records for f in report.files)
         report.not_music = sum(f.not_music for f in report.files)
-        report.malformed = problems.count
-        report.problems = problems.shown
+        report.malformed = malformed
+        report.problems = shown
         firsts = [f.first for f in report.files if f.first is not None]
         lasts = [f.last for f in report.files if f.last is not None]
         report.first, report.last = (min(firsts), max(lasts)) if firsts else (None, None)
 
-    def _stage(self, records: list[Record]) -> None:
+    def _stage(self, records: list[tuple]) -> None:
         trefs, keys = self._trefs, self._keys
         tracks, rows = [], []
-        for r in records:
-            if r.ms_played < PLAY_MS:
-                self._short_read += 1
-            if r.key in keys:
+        short = 0
+        # Unpacked rather than read by attribute: this loop runs once per record.
+        for (source, played_at, ms, key, skipped, context, track_id, track, artist, album,
+             artist_id, album_id, name_key) in records:
+            if ms < PLAY_MS:
+                short += 1
+            if key in keys:
                 # Read twice (exports overlap themselves): one record.
                 continue
-            keys.add(r.key)
-            ident = r.track_id or r.name_key
+            keys.add(key)
+            ident = track_id or name_key
             tref = trefs.get(ident)
             if tref is None:
                 tref = trefs[ident] = len(trefs) + 1
-                tracks.append((tref, r.track_id, r.track, r.artist, r.album, r.artist_id,
-                               r.album_id, r.name_key or identity.match_key(r.artist, r.track)))
-            rows.append((r.source, r.played_at, r.ms_played, r.key, r.skipped, r.context_uri,
-                         tref))
+                tracks.append((tref, track_id, track, artist, album, artist_id, album_id,
+                               name_key or identity.match_key(artist, track)))
+            rows.append((source, played_at, ms, key, skipped, context, tref))
+        self._short_read += short
         self.conn.executemany(
             "INSERT INTO staged_tracks (tref, spotify_id, name, artist, album, "
             "artist_spotify_id, album_spotify_id, match_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -470,6 +480,26 @@ class Stager:
         """Drop the temporary tables (the connection may be reused)."""
         for name in ("staged", "staged_tracks", "local_times"):
             self.conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+
+
+# --- reading the files ----------------------------------------------------------------------
+
+# Below this much JSON, starting helper processes costs more than it saves.
+PARALLEL_BYTES = 20_000_000
+
+
+def _read_files(files: list[tuple[SourceFile, str]], now: int) -> Iterator[tuple]:
+    """Each file's (report, records, malformed count, malformed shown), in order.
+
+    A big upload is read by helper processes (mtm.readers) on the other cores while this
+    one stages what they have read.
+    """
+    helpers = min(2, os.cpu_count() or 1)
+    if sum(f.size for f, _ in files) >= PARALLEL_BYTES and len(files) > 1 and helpers > 1:
+        yield from readers.read_all(files, now, helpers)
+        return
+    for source, kind in files:
+        yield read_for_import(source, kind, now)
 
 
 # --- preview and import ------------------------------------------------------------------

@@ -8,6 +8,7 @@ in a sentence why it cannot.
 
 from __future__ import annotations
 
+import gc
 import json
 import re
 import stat
@@ -75,6 +76,8 @@ class SourceFile:
     size: int
     path: Path
     member: str | None = None
+    # False for what sits beside the history (a PDF, pictures): listed, never read.
+    json: bool = True
 
     def read(self, limit: int = MAX_FILE_BYTES) -> bytes:
         """Its bytes (at most `limit`), never more than MAX_FILE_BYTES whatever a zip claims."""
@@ -85,12 +88,13 @@ class SourceFile:
             else:
                 with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as handle:
                     data = handle.read(min(limit, MAX_FILE_BYTES + 1))
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-            raise ExportError(f"{self.name} is damaged inside its zip ({exc}). Download the "
-                              "export again. Nothing was imported.") from exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise ExportError(f"{self.name} is damaged inside its zip, or packed in a way "
+                              f"Spotify does not use ({exc}). Download the export again. "
+                              "Nothing was imported.") from exc
         if len(data) > MAX_FILE_BYTES:
-            raise ExportError(f"{self.name} is larger than {MAX_FILE_BYTES // 1_000_000} MB; "
-                              "Spotify's files are far smaller, so it is not one of them.")
+            raise ExportError(f"{self.name} is larger than {MAX_FILE_BYTES:,} bytes; Spotify's "
+                              "files are far smaller, so it is not one of them.")
         return data
 
 
@@ -118,11 +122,13 @@ def find(paths: list[Path], display: dict[Path, str] | None = None) -> Found:
     for path in paths:
         label = (display or {}).get(path, path.name)
         for source in _sources(path, label):
+            if not source.json:
+                found.ignored.append(source.name)
+                continue
             total += source.size
             if total > MAX_TOTAL_BYTES:
-                raise ExportError(f"Together the files hold more than "
-                                  f"{MAX_TOTAL_BYTES // 1_000_000_000} GB; no Spotify export "
-                                  "is that big. Nothing was imported.")
+                raise ExportError(f"Together the files hold more than {MAX_TOTAL_BYTES:,} "
+                                  "bytes; no Spotify export is that big. Nothing was imported.")
             kind = classify(source.name) or _sniff(source)
             if kind is None:
                 found.ignored.append(source.name)
@@ -144,11 +150,18 @@ def _sources(path: Path, label: str) -> Iterator[SourceFile]:
         raise ExportError(f"{label} is not a file or a folder.")
     elif zipfile.is_zipfile(path):
         yield from _zip(path, label)
+    elif _starts_like_zip(path):
+        raise ExportError(f"{label} is a damaged or incomplete zip file. Download it again.")
     elif path.suffix.lower() == ".json" or _looks_like_json(path):
         yield SourceFile(label, path.stat().st_size, path)
     else:
         raise ExportError(f"{label} is neither a zip nor a JSON file. Give the zip Spotify "
                           "sent, or the JSON files inside it.")
+
+
+def _starts_like_zip(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"PK\x03\x04"
 
 
 def _looks_like_json(path: Path) -> bool:
@@ -161,13 +174,16 @@ def _folder(root: Path, label: str) -> Iterator[SourceFile]:
     count = 0
     for path in sorted(root.rglob("*")):
         # Links could lead anywhere on the server: only plain files inside the folder.
-        if path.is_symlink() or not path.is_file() or path.suffix.lower() != ".json":
+        if path.is_symlink() or not path.is_file():
+            continue
+        name = f"{label}/{path.relative_to(root).as_posix()}"
+        if path.suffix.lower() != ".json":
+            yield SourceFile(name, 0, path, json=False)
             continue
         count += 1
         if count > MAX_MEMBERS:
             raise ExportError(f"{label} holds more than {MAX_MEMBERS:,} JSON files.")
-        yield SourceFile(f"{label}/{path.relative_to(root).as_posix()}", path.stat().st_size,
-                         path)
+        yield SourceFile(name, path.stat().st_size, path)
 
 
 def _zip(path: Path, label: str) -> Iterator[SourceFile]:
@@ -179,13 +195,20 @@ def _zip(path: Path, label: str) -> Iterator[SourceFile]:
     if len(members) > MAX_MEMBERS:
         raise ExportError(f"{label} holds {len(members):,} files; a Spotify export holds a few "
                           "dozen. It was not opened.")
+    names = [info.filename for info in members]
+    if len(set(names)) != len(names):
+        raise ExportError(f"{label} holds two files of the same name; it was not made by "
+                          "Spotify. Nothing was imported.")
     for info in members:
         name = info.filename
         parts = PurePosixPath(name.replace("\\", "/")).parts
         if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
             raise ExportError(f"{label} contains a file whose path leaves its folder "
                               f"({name!r}); it was not opened.")
-        if info.is_dir() or not name.lower().endswith(".json"):
+        if info.is_dir():
+            continue
+        if not name.lower().endswith(".json"):
+            yield SourceFile(f"{label}/{name}", 0, path, name, json=False)
             continue
         if info.flag_bits & 0x1:
             raise ExportError(f"{label} is encrypted; give the zip as Spotify sent it.")
@@ -288,13 +311,16 @@ def parse_array(data: bytes, name: str) -> list:
     if data.startswith(b"\xef\xbb\xbf"):
         # Some editors save UTF-8 with a byte-order mark; JSON readers must accept it.
         data = data[3:]
+    if not data.strip():
+        raise ExportError(f"{name} is empty: it was cut short or never written. Download or "
+                          "unpack it again. Nothing was imported.")
     try:
         value = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         if "utf-8" in str(exc).lower():
             raise ExportError(f"{name} is not UTF-8 text, so it is not a file Spotify wrote. "
                               "Nothing was imported.") from None
-        if exc.pos >= len(data.rstrip()) - 1:
+        if str(exc).startswith("unexpected end of data"):
             raise ExportError(f"{name} ends in the middle of a record (line {exc.lineno:,}): "
                               "the file is truncated. Download or unpack it again. Nothing "
                               "was imported.") from None
@@ -380,7 +406,15 @@ def _extended(record: object, now: int, mtm: bool = False) -> Record | None:
     if type(record) is not dict:
         raise Bad("it is not a record (an object with fields)")
     get = record.get
-    played_at = _timestamp(get("ts"), now)
+    ts = get("ts")
+    try:
+        # The common case inline; _timestamp explains anything else.
+        moment = datetime.fromisoformat(ts)
+        played_at = int(moment.timestamp())
+        if moment.tzinfo is None or not EARLIEST <= played_at <= now + FUTURE_SLACK:
+            raise ValueError(ts)
+    except (TypeError, ValueError):
+        played_at = _timestamp(ts, now)
     ms = get("ms_played")
     if type(ms) is not int or not 0 <= ms <= MAX_MS:
         ms = _ms(record, "ms_played")
@@ -430,7 +464,7 @@ def _mtm(record: dict, played_at: int, ms: int, track: str, artist: str, album: 
     if raw_key is None:
         # Exports made before keys were written: the key the play was stored under then.
         key = identity.default_key(source, played_at, track_id, artist, track)
-    elif isinstance(raw_key, str) and re.fullmatch(r"-?\d{1,19}", raw_key) \
+    elif isinstance(raw_key, str) and re.fullmatch(r"-?[0-9]{1,19}", raw_key) \
             and -(2**63) <= int(raw_key) < 2**63:
         key = int(raw_key)
     else:
@@ -470,9 +504,10 @@ class _Account:
         ms = _ms(record, "msPlayed")
         if not artist or not track:
             raise Bad("it names no track or artist")
-        same = (played_at, artist, track, ms)
-        n = self.seen[same] = self.seen.get(same, -1) + 1
         name_key = identity.match_key(artist, track)
+        # Counted the way the key names them: "A" and "a" are one artist to the key.
+        same = (played_at, name_key, ms)
+        n = self.seen[same] = self.seen.get(same, -1) + 1
         return Record("account", played_at, ms,
                       identity.account_key(played_at, artist, track, ms, n), None, None, None,
                       track, artist, None, None, None, name_key)
@@ -516,3 +551,18 @@ def read_file(source: SourceFile, kind: str, problems: Problems, now: int
         times = [r.played_at for r in records]
         report.first, report.last = min(times), max(times)
     return report, records
+
+
+def read_for_import(source: SourceFile, kind: str, now: int
+                    ) -> tuple[FileReport, list[tuple], int, list[Malformed]]:
+    """read_file for a helper process: records as plain tuples, problems as (count, shown)."""
+    problems = Problems()
+    collecting = gc.isenabled()
+    # Millions of short-lived objects: the cycle collector would only slow this down.
+    gc.disable()
+    try:
+        report, records = read_file(source, kind, problems, now)
+        return report, [tuple(r) for r in records], problems.count, problems.shown
+    finally:
+        if collecting:
+            gc.enable()

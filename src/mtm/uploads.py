@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from python_multipart.exceptions import FormParserError
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 from starlette_wtf.util import validate_csrf
 from wtforms import ValidationError
@@ -31,6 +31,14 @@ MAX_FIELD_BYTES = 4096
 KEEP_SECONDS = 86_400
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+def size_label(size: int) -> str:
+    """A byte count for people: 10 kB, 250 MB, 1 GB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:,.3g} {unit}"
+    return f"{size:,} bytes"
 
 
 class UploadError(Exception):
@@ -94,11 +102,14 @@ def prune(root: Path, user_id: int, keep: set[str] = frozenset(), now: float | N
     folder = user_folder(root, user_id)
     if not folder.is_dir():
         return
-    cutoff = (now or time.time()) - KEEP_SECONDS
+    cutoff = (time.time() if now is None else now) - KEEP_SECONDS
     for entry in folder.iterdir():
         with contextlib.suppress(OSError):
-            if entry.name not in keep and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
+            if entry.name not in keep and entry.lstat().st_mtime < cutoff:
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry, ignore_errors=True)
+                else:
+                    entry.unlink()
 
 
 def check_token(request: Request, token: str | None) -> None:
@@ -168,7 +179,7 @@ class _Receiver:
             # The page puts the token before the files: no file byte is kept without it.
             self.check_token(self.fields.get(self.field))
         filename = options[b"filename"].decode("utf-8", "replace")
-        if not filename:
+        if not filename or self.part.name != "files":
             # The browser sends an empty part when no file was chosen.
             self.part.data = bytearray()
             return
@@ -185,8 +196,8 @@ class _Receiver:
         size = end - start
         self.written += size
         if self.written > self.limit:
-            raise UploadError(413, f"The upload is larger than {self.limit // 1_000_000:,} MB, "
-                              "the most this server accepts. A Spotify export is far smaller; "
+            raise UploadError(413, f"The upload is larger than {size_label(self.limit)}, the "
+                              "most this server accepts. A Spotify export is far smaller; "
                               "nothing was kept.")
         if self.part.handle is not None:
             self.part.handle.write(data[start:end])
@@ -219,17 +230,18 @@ async def receive(request: Request, root: Path, user_id: int, *,
     config = request.state.csrf_config
     header_token = next((request.headers[h] for h in config["csrf_headers"]
                          if request.headers.get(h)), None)
+    if length.isdigit() and int(length) > limit + 64_000:
+        # Refused before reading a byte, token or not: nothing is stored either way.
+        raise UploadError(413, f"The upload is larger than {size_label(limit)}, the most this "
+                          "server accepts. A Spotify export is far smaller.")
     if content_type != b"multipart/form-data" or b"boundary" not in params:
-        if header_token is None and content_type == b"application/x-www-form-urlencoded":
+        small = length.isdigit() and int(length) <= MAX_FIELD_BYTES * 4
+        if header_token is None and small and content_type == (
+                b"application/x-www-form-urlencoded"):
             header_token = (await request.form()).get(config["csrf_field_name"])
         check_token(request, header_token)
         raise UploadError(422, "Choose the file to import (the form must be sent as a file "
                           "upload).")
-    if length.isdigit() and int(length) > limit + 64_000:
-        # Refused before reading: the browser said how big it is.
-        check_token(request, header_token)
-        raise UploadError(413, f"The upload is larger than {limit // 1_000_000:,} MB, the most "
-                          "this server accepts. A Spotify export is far smaller.")
     token = secrets.token_urlsafe(18)
     folder = user_folder(root, user_id) / token
     receiver = _Receiver(request, folder, limit, config["csrf_field_name"])
@@ -244,6 +256,9 @@ async def receive(request: Request, root: Path, user_id: int, *,
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if parser.state != MultipartState.END:
+            # The body ended before the closing boundary: the upload was cut off.
+            raise FormParserError("the body ended early")
         if not receiver.token_checked:
             receiver.check_token(receiver.fields.get(config["csrf_field_name"]))
         if not receiver.files:

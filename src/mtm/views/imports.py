@@ -23,7 +23,8 @@ async def upload(request: Request) -> Response:
     services = request.app.state.services
     root = services.settings.uploads_dir
     try:
-        received, _ = await uploads.receive(request, root, user.id)
+        received, _ = await uploads.receive(request, root, user.id,
+                                            limit=services.settings.upload_limit)
     except uploads.UploadError as exc:
         return error_response(request, exc.status, exc.message)
     try:
