@@ -137,3 +137,15 @@ async def test_progress_never_waits_for_a_lock(database: db.Database, user_id: i
     row = await database.run(jobs.get_any, job.id)
     assert (row.stage, row.done) == ("Storing the new plays", 20)
     progress.close()
+
+
+def test_old_finished_jobs_are_forgotten(conn: sqlite3.Connection, user_id: int) -> None:
+    old = jobs.create(conn, user_id, "sync", now=100)
+    jobs.finish(conn, old.id, "done", now=100)
+    recent = jobs.create(conn, user_id, "sync", now=5000)
+    jobs.finish(conn, recent.id, "done", now=5000)
+    waiting = jobs.create(conn, user_id, "import", now=100)
+    assert jobs.forget_finished(conn, before=1000) == 1
+    assert jobs.get(conn, user_id, old.id) is None
+    assert jobs.get(conn, user_id, recent.id) is not None
+    assert jobs.get(conn, user_id, waiting.id) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from html import unescape
 
@@ -252,3 +253,16 @@ async def test_sample_export_in_demo_mode_only(signed_in: httpx.AsyncClient, app
     services_of(app).settings = type(services_of(app).settings)(
         **{**services_of(app).settings.__dict__, "demo": False})
     assert (await signed_in.get("/settings/imports/sample.zip")).status_code == 404
+
+
+async def test_sync_now_during_an_import_says_so(signed_in: httpx.AsyncClient, app) -> None:
+    from mtm import sync
+
+    user = await demo_user(app)
+    token = await token_of(signed_in)
+    holder = jobs.make_holder("import-1")
+    assert await services_of(app).db.run(sync.acquire_lease, user, holder, int(time.time()))
+    response = await signed_in.post("/settings/sync", data={"csrf_token": token})
+    assert response.status_code == 303
+    page = (await signed_in.get("/settings")).text
+    assert "An import of your history is running, and syncs wait for it." in page

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -63,6 +64,7 @@ def prepare_database(settings: Settings) -> None:
             log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
         for job in jobs.close_abandoned(conn):
             log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
+        jobs.forget_finished(conn, int(time.time()) - jobs.KEEP_FINISHED_SECONDS)
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)
             if settings.demo_plays and demo.ensure_demo_history(

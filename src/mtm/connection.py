@@ -180,6 +180,10 @@ async def sync_job(ctx: jobs.JobContext) -> dict[str, Any]:
                                holder=jobs.make_holder(f"sync-now-{ctx.job.id}"),
                                pacer=JobPacer(services.scheduler.pacer, ctx))
     if run is None:
+        holder = await ctx.db.run(sync.lease_holder, ctx.job.user_id) or ""
+        if holder.startswith(("import", "undo")):
+            raise jobs.JobError("An import of your history is running, and syncs wait for it. "
+                                "Sync again once it has finished.")
         raise jobs.JobError("Another sync of your account started first; its result is shown "
                             "in Settings.")
     return {"run_id": run.id}

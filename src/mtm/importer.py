@@ -484,19 +484,19 @@ class Stager:
 
 # --- reading the files ----------------------------------------------------------------------
 
-# Below this much JSON, starting helper processes costs more than it saves.
+# Below this much JSON, starting a helper process costs more than it saves.
 PARALLEL_BYTES = 20_000_000
 
 
 def _read_files(files: list[tuple[SourceFile, str]], now: int) -> Iterator[tuple]:
     """Each file's (report, records, malformed count, malformed shown), in order.
 
-    A big upload is read by helper processes (mtm.readers) on the other cores while this
-    one stages what they have read.
+    A big upload is read by a helper process (mtm.readers) on another core while this one
+    stages what it has read.
     """
-    helpers = min(2, os.cpu_count() or 1)
-    if sum(f.size for f, _ in files) >= PARALLEL_BYTES and len(files) > 1 and helpers > 1:
-        yield from readers.read_all(files, now, helpers)
+    if sum(f.size for f, _ in files) >= PARALLEL_BYTES and len(files) > 1 and (
+            os.cpu_count() or 1) > 1:
+        yield from readers.read_all(files, now)
         return
     for source, kind in files:
         yield read_for_import(source, kind, now)

@@ -35,6 +35,8 @@ HEARTBEAT_SECONDS = 5
 STALE_SECONDS = 60
 # Progress is written at most this often: a busy import must not spend its time on it.
 PROGRESS_INTERVAL = 0.25
+# Finished jobs are kept this long for their pages; imports are listed from their own table.
+KEEP_FINISHED_SECONDS = 90 * 86_400
 
 
 class JobError(Exception):
@@ -194,6 +196,13 @@ def finish(conn: sqlite3.Connection, job_id: int, state: str, *,
             "WHERE id = ? AND state IN ('queued', 'running')",
             (state, json.dumps(result) if result is not None else None, error,
              int(now or time.time()), job_id))
+
+
+def forget_finished(conn: sqlite3.Connection, before: int) -> int:
+    """Delete finished jobs older than `before` (imports keep their own record)."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM jobs WHERE state NOT IN ('queued', 'running') "
+                            "AND coalesce(finished_at, created_at) < ?", (before,)).rowcount
 
 
 INTERRUPTED = ("Interrupted: the server stopped before this finished. Nothing from it was "

@@ -163,6 +163,13 @@ def acquire_lease(conn: sqlite3.Connection, user_id: int, holder: str, now: int,
     return row is not None and row[0] == holder
 
 
+def lease_holder(conn: sqlite3.Connection, user_id: int, now: int | None = None) -> str | None:
+    """Who holds the user's lease now (kind:host:pid:nonce), if anyone."""
+    row = conn.execute("SELECT holder FROM sync_leases WHERE user_id = ? AND expires_at > ?",
+                       (user_id, int(now if now is not None else time.time()))).fetchone()
+    return row[0] if row else None
+
+
 def release_lease(conn: sqlite3.Connection, user_id: int, holder: str) -> None:
     """Give the lease back (only if still ours)."""
     with transaction(conn):
