@@ -48,50 +48,46 @@ def _not_found(request: Request) -> Response:
     return error_response(request, 404, "There is no such import among yours.")
 
 
-@login_required
-async def detail(request: Request) -> Response:
-    """One import's report: what it read, added, left out and why."""
+async def _page(request: Request, *, confirming: bool, problem: str | None = None,
+                status_code: int = 200) -> Response:
+    """An import's report, or the confirmation of undoing it."""
     record = await _own_import(request)
     if record is None:
         return _not_found(request)
     user = await current_user(request)
     timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
-    return render(request, "import", "import_detail", {"record": record, "timezone": timezone,
-                                                        "confirming": False, "problem": None})
+    return render(request, "import", "import_detail",
+                  {"record": record, "timezone": timezone, "confirming": confirming,
+                   "problem": problem}, status_code=status_code)
+
+
+@login_required
+async def detail(request: Request) -> Response:
+    """One import's report: what it read, added, left out and why."""
+    return await _page(request, confirming=False)
 
 
 @login_required
 async def confirm_undo(request: Request) -> Response:
     """Step one of undoing: how many plays go, and a button to go on."""
-    record = await _own_import(request)
-    if record is None:
-        return _not_found(request)
-    user = await current_user(request)
-    timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
-    return render(request, "import", "import_detail", {"record": record, "timezone": timezone,
-                                                        "confirming": True, "problem": None})
+    return await _page(request, confirming=True)
 
 
 @login_required
 @csrf_protect
 async def undo(request: Request) -> Response:
     """Step two: undo the import as a background job."""
+    if (await request.form()).get("confirm") != "yes":
+        return await _page(request, confirming=True, status_code=422,
+                           problem="Use the Undo button on this page to confirm.")
     record = await _own_import(request)
     if record is None:
         return _not_found(request)
-    form = await request.form()
-    if form.get("confirm") != "yes":
-        user = await current_user(request)
-        timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
-        return render(request, "import", "import_detail",
-                      {"record": record, "timezone": timezone, "confirming": True,
-                       "problem": "Use the Undo button on this page to confirm."},
-                      status_code=422)
     if not record.undoable:
         return error_response(request, 409, "This import has nothing to undo: it added no "
                               "plays, or it was undone already.")
     return await queue(request, imports.UNDO, {"import_id": record.id},
-                        "Undoing the import has started.")
+                       "Undoing the import has started.")
 
 
 @login_required
