@@ -319,8 +319,11 @@ def test_coverage_shows_sources_and_gaps(conn: sqlite3.Connection, user_id: int,
     assert year == 2019 and cells[0].plays == 2 and cells[0].main_source == "export"
     assert [c.plays for c in cells[1:3]] == [0, 0] and cells[3].by_source == {"api": 1}
     assert cells[5] is None  # after this month
-    may = datetime(2019, 5, 1).date()
-    assert cov.gaps == [(datetime(2019, 2, 1).date(), datetime(2019, 3, 1).date()), (may, may)]
+    # May has just begun: it is shown, but not a gap yet.
+    assert cov.gaps == [(datetime(2019, 2, 1).date(), datetime(2019, 3, 1).date())]
+    assert cells[4].plays == 0
+    later = imports.coverage(conn, user_id, datetime(2019, 8, 2).date())
+    assert later.gaps[-1] == (datetime(2019, 5, 1).date(), datetime(2019, 7, 1).date())
     assert cov.sources == ["export", "api"]
     assert "January 2019: 2 plays" in cells[0].label
 

@@ -96,6 +96,9 @@ async def test_upload_preview_import_and_undo_without_javascript(
     done = await signed_in.get(started.headers["location"])
     assert "Imported 6 new plays" in done.text
     assert await count_exported(app, user) == 6
+    reasons = await services_of(app).db.run(lambda c: [r[0] for r in c.execute(
+        "SELECT reason FROM backups WHERE user_id = ? AND kind = 'auto'", (user,))])
+    assert reasons == ["before an import"], "a backup is taken before anything is written"
     [record] = await services_of(app).db.run(imports.list_imports, user)
     settings_page = (await signed_in.get("/settings")).text
     assert f'id="import-{record.id}"' in settings_page and "Undo…" in settings_page
@@ -146,7 +149,9 @@ async def test_the_same_flow_with_htmx(signed_in: httpx.AsyncClient, app) -> Non
     assert await count_exported(app, user) == 4
     # The sections that show the history reload on the event, from the same page.
     sections = (await signed_in.get("/settings", headers=HX)).text
-    assert 'hx-trigger="mtm:history-changed from:body"' in sections
+    for section in ("imports", "coverage", "backups"):
+        assert re.search(rf'<section id="{section}"[^>]*hx-select="#{section}"[^>]*'
+                         r'hx-trigger="mtm:history-changed from:body"', sections), section
 
 
 async def test_a_running_job_polls_and_a_page_reloads(signed_in: httpx.AsyncClient,

@@ -166,7 +166,8 @@ def coverage(conn: sqlite3.Connection, user_id: int, today: date) -> Coverage:
     if not counts:
         return Coverage([], [], [])
     first = date.fromisoformat(min(counts) + "-01")
-    last = max(date.fromisoformat(max(counts) + "-01"), today.replace(day=1))
+    this_month = today.replace(day=1)
+    last = max(date.fromisoformat(max(counts) + "-01"), this_month)
     years, gaps = [], []
     gap_start: date | None = None
     for year in range(first.year, last.year + 1):
@@ -179,14 +180,15 @@ def coverage(conn: sqlite3.Connection, user_id: int, today: date) -> Coverage:
             by_source = counts.get(month.strftime("%Y-%m"), {})
             cell = MonthCell(month, sum(by_source.values()), by_source)
             cells.append(cell)
-            if not cell.plays and gap_start is None:
+            # This month may simply not have begun: only a month gone by can be a gap.
+            if not cell.plays and gap_start is None and month < this_month:
                 gap_start = month
             elif cell.plays and gap_start is not None:
                 gaps.append((gap_start, _previous_month(month)))
                 gap_start = None
         years.append((year, cells))
     if gap_start is not None:
-        gaps.append((gap_start, last))
+        gaps.append((gap_start, _previous_month(this_month)))
     sources = sorted({s for by in counts.values() for s, n in by.items() if n},
                      key=lambda s: list(SOURCE_LABELS).index(s) if s in SOURCE_LABELS else 9)
     return Coverage(years, sources, gaps)
