@@ -261,7 +261,8 @@ async def _take_lease(ctx: JobContext, holder: str) -> None:
                                ttl=LEASE_SECONDS):
         if time.monotonic() > deadline:
             raise JobError("A sync or another change to your data has been running for a "
-                           "minute; nothing was imported. Try again in a moment.")
+                           "minute; nothing was imported. Try again in a moment.",
+                           retryable=True)
         ctx.progress("Waiting for a sync of your account to finish", force=True)
         await asyncio.sleep(1)
 
@@ -395,7 +396,7 @@ class JobView:
     @property
     def can_retry(self) -> bool:
         """A failed or interrupted import step that can run again as it was asked."""
-        if self.job.state not in ("failed", "interrupted"):
+        if not self.job.retryable:
             return False
         if self.job.kind in (PREVIEW, IMPORT):
             return self.upload_names is not None

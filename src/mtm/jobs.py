@@ -40,11 +40,15 @@ KEEP_FINISHED_SECONDS = 90 * 86_400
 
 
 class JobError(Exception):
-    """A job failed for a reason the user can act on; `message` is shown as it is."""
+    """A job failed for a reason the user can act on; `message` is shown as it is.
 
-    def __init__(self, message: str) -> None:
+    `retryable` when running it again as it was may work (a busy moment), not when what
+    it was given is at fault (a file that is not an export).
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
         super().__init__(message)
-        self.message = message
+        self.message, self.retryable = message, retryable
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,12 @@ class Job:
     def active(self) -> bool:
         """Queued or running."""
         return self.state in OPEN
+
+    @property
+    def retryable(self) -> bool:
+        """Interrupted, or failed for a reason that running it again may not meet."""
+        return self.state == "interrupted" or (
+            self.state == "failed" and bool((self.result or {}).get("retryable")))
 
     @property
     def percent(self) -> int | None:
@@ -343,13 +353,14 @@ class JobRunner:
             result = await self.handlers[job.kind](JobContext(job, self.db, progress,
                                                               self.services))
         except JobError as exc:
-            await self._finish(job.id, "failed", error=exc.message)
+            await self._finish(job.id, "failed", error=exc.message,
+                               result={"retryable": exc.retryable})
         except asyncio.CancelledError:
             await asyncio.shield(self._finish(job.id, "interrupted", error=INTERRUPTED))
             raise
         except Exception:
             log.exception("job %s (%s) crashed", job.id, job.kind)
-            await self._finish(job.id, "failed", error=(
+            await self._finish(job.id, "failed", result={"retryable": True}, error=(
                 "Something went wrong on our side, and nothing was changed. Please try again."))
         else:
             await self._finish(job.id, "done", result=result)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from playwright.sync_api import ConsoleMessage, Page
 
 
@@ -39,3 +42,15 @@ class ConsoleErrors:
 
     def assert_none(self) -> None:
         assert not self.messages, "errors in the browser console:\n" + "\n".join(self.messages)
+
+
+def demo_plays(data_dir: Path | None) -> int | None:
+    """Plays (streams of 30 s or more) the live server holds for the demo account."""
+    if data_dir is None:
+        return None
+    conn = sqlite3.connect(data_dir / "mtm.sqlite3")
+    try:
+        return conn.execute("SELECT coalesce(sum(p.counted), 0) FROM plays p JOIN users u "
+                            "ON u.id = p.user_id WHERE u.spotify_id = 'demo'").fetchone()[0]
+    finally:
+        conn.close()

@@ -61,7 +61,8 @@ def test_clear_both_steps_then_restore_with_javascript(signed_in_page: Page,
     danger.get_by_role("link", name="Clear all data…").click()
     expect(danger).to_contain_text("Step 1 of 2")
     plays = _plays_to_clear(page)
-    assert plays >= 20_000
+    # Streams of 30 s or more, counted as every page counts plays.
+    assert plays > 15_000
 
     # Neither confirmation: refused next to each field, nothing deleted.
     danger.get_by_role("button", name="Delete all my listening data").click()

@@ -34,8 +34,7 @@ async def upload(request: Request) -> Response:
         received.remove()
         return busy_response(request, busy)
     services.jobs.submit(job)
-    return await started(request, job.id, "Your files are uploaded; here is what importing "
-                         "them would do.")
+    return await started(request, job.id, "Your files are uploaded.")
 
 
 async def _own_import(request: Request) -> imports.ImportRecord | None:

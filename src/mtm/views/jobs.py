@@ -43,7 +43,7 @@ async def _view(request: Request) -> imports.JobView | None:
 def render_job(request: Request, view: imports.JobView, *, status_code: int = 200) -> Response:
     """The job's page, or its card for HTMX."""
     headers = {}
-    if not view.job.active:
+    if view.job.state == "done" and view.job.kind in (imports.IMPORT, imports.UNDO):
         headers["HX-Trigger"] = HISTORY_CHANGED
     return render(request, "job", "job", {"view": view, "job": view.job,
                                           "timezone": view.timezone},

@@ -110,8 +110,8 @@ async def sync_now(request: Request) -> Response:
     # not cancel it.
     await asyncio.shield(services.jobs.wait(job.id))
     finished = await services.db.run(jobs.get, user.id, job.id)
-    run = (await services.db.run(sync.get_run, finished.result["run_id"])
-           if finished.result else None)
+    run_id = (finished.result or {}).get("run_id")
+    run = await services.db.run(sync.get_run, run_id) if run_id else None
     timezone = await services.db.run(users.user_timezone, user.id)
     if run is None:
         flash(request, f"The sync did not run: {finished.error}", "error")
