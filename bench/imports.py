@@ -13,8 +13,8 @@ in a fresh process so its peak memory is its own:
               and import, timed from the first byte sent to the finished report
 
 Every figure is the median of --runs runs (min and max beside it); nothing is cached. Peak
-memory is the importing process's, plus that of the two helper processes that read a big
-upload's files in parallel (mtm.readers).
+memory is sampled every 10 ms as the importing process and the helper process that reads
+part of a big upload (mtm.readers) hold it together; each one's own peak is shown beside.
 Targets: import under 10 s at under 250 MB, again under 8 s, account under 5 s, preview
 under 5 s.
 """
@@ -22,6 +22,7 @@ under 5 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -32,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from html import unescape
 from pathlib import Path
@@ -47,6 +49,41 @@ import export_generator  # noqa: E402
 TARGETS = {"preview": 5.0, "import": 10.0, "again": 8.0, "account": 5.0}
 
 
+def _rss_kb(pid: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Together:
+    """Samples the resident memory of this process and its helper together, every 10 ms."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            children = []
+            for task in Path("/proc/self/task").iterdir():
+                with contextlib.suppress(OSError):
+                    children += (task / "children").read_text().split()
+            self.peak_kb = max(self.peak_kb, _rss_kb("self") + sum(map(_rss_kb, children)))
+
+    def __enter__(self) -> Together:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _child(action: str, data_dir: str, files: list[str]) -> None:
     """Run one step in this (fresh) process and print its figures as JSON."""
     from mtm import db, importer, users
@@ -60,6 +97,7 @@ def _child(action: str, data_dir: str, files: list[str]) -> None:
     user_id = users.upsert_user(conn, "bench-listener", "Bench Listener")
     conn.close()
     paths = [Path(f) for f in files]
+    together = Together().__enter__()
     started = time.perf_counter()
     if action == "preview":
         report = importer.preview(settings.database_path, user_id, paths)
@@ -76,10 +114,12 @@ def _child(action: str, data_dir: str, files: list[str]) -> None:
         report = importer.run(settings.database_path, user_id, paths, before_write=backup).report
         pool.close()
     elapsed = time.perf_counter() - started
-    # Big uploads are read by two helper processes (mtm.readers): their memory counts too.
+    together.__exit__()
+    # Big uploads are read partly by a helper process (mtm.readers): its memory counts too.
     helper_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"seconds": elapsed, "rss_mb": resource.getrusage(
         resource.RUSAGE_SELF).ru_maxrss / 1024, "helper_mb": helper_mb,
+        "together_mb": together.peak_kb / 1024,
         "read": report.read, "new": report.new,
         "stored": report.stored, "present": report.present, "adds_up": report.adds_up}))
 
@@ -98,17 +138,16 @@ def summary(name: str, runs: list[dict]) -> str:
     seconds = sorted(r["seconds"] for r in runs)
     rss = max(r["rss_mb"] for r in runs)
     helper = max(r["helper_mb"] for r in runs)
+    together = max(r["together_mb"] for r in runs)
     last = runs[-1]
     rate = last["read"] / statistics.median(seconds)
     target = TARGETS.get(name)
     verdict = "" if target is None else (" ok" if statistics.median(seconds) < target
                                          else f" OVER the {target:g} s target")
-    # The helpers peak one after the other's start, so twice the larger is an upper bound.
-    total = rss + 2 * helper if helper else rss
     return (f"{name:<8} {statistics.median(seconds):6.2f} s  (min {seconds[0]:.2f}, max "
-            f"{seconds[-1]:.2f})  {rate:9,.0f} records/s  peak {rss:4.0f} MB"
-            + (f" + 2 helpers of {helper:3.0f} MB = at most {total:4.0f} MB" if helper else "")
-            + "  "
+            f"{seconds[-1]:.2f})  {rate:9,.0f} records/s  peak {together:4.0f} MB together "
+            f"(importer {rss:.0f} MB" + (f", helper {helper:.0f} MB" if helper else "")
+            + ", each at its own peak)  "
             f"read {last['read']:,}, new plays {last['new']:,}, stored {last['stored']:,}, "
             f"already there {last['present']:,}{verdict}")
 

@@ -509,7 +509,7 @@ def _connect(db_path: Path) -> sqlite3.Connection:
     conn = database.connect(db_path)
     # Staged rows spill to a temporary file rather than memory; a bigger cache keeps it quick.
     conn.execute("PRAGMA temp_store = FILE")
-    conn.execute("PRAGMA cache_size = -65536")
+    conn.execute("PRAGMA cache_size = -32768")
     conn.execute("PRAGMA foreign_keys = OFF")
     return conn
 

@@ -14,7 +14,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -530,27 +530,88 @@ def _podcast(record: object, now: int) -> None:
 def read_file(source: SourceFile, kind: str, problems: Problems, now: int
               ) -> tuple[FileReport, list[Record]]:
     """The music records of one file, with what it held; ExportError if it is unreadable."""
+    data = source.read()
+    try:
+        report, records, found = _read(_in_pieces(data), source.name, kind, now)
+    except _NotInPieces:
+        # Cut in the wrong place (an object inside a record): the whole file at once.
+        report, records, found = _read(parse_array(data, source.name), source.name, kind, now)
+    problems.count += found.count
+    for problem in found.shown:
+        if len(problems.shown) < MALFORMED_SHOWN:
+            problems.shown.append(problem)
+    return report, records
+
+
+def _read(rows: Iterable[object], name: str, kind: str, now: int
+          ) -> tuple[FileReport, list[Record], Problems]:
     parse = {EXTENDED: _extended, MTM: lambda r, n: _extended(r, n, True), ACCOUNT: _Account(),
              VIDEO: _video, PODCAST: _podcast}[kind]
-    rows = parse_array(source.read(), source.name)
+    problems = Problems()
     records: list[Record] = []
     keep = records.append
-    malformed = 0
-    for index, record in enumerate(rows):
+    malformed = index = 0
+    for index, record in enumerate(rows, start=1):
         try:
             parsed = parse(record, now)
         except Bad as exc:
             malformed += 1
-            problems.add(source.name, index, str(exc), record)
+            problems.add(name, index - 1, str(exc), record)
             continue
         if parsed is not None:
             keep(parsed)
-    report = FileReport(source.name, kind, records=len(rows), music=len(records),
-                        not_music=len(rows) - len(records) - malformed, malformed=malformed)
+    report = FileReport(name, kind, records=index, music=len(records),
+                        not_music=index - len(records) - malformed, malformed=malformed)
     if records:
         times = [r.played_at for r in records]
         report.first, report.last = min(times), max(times)
-    return report, records
+    return report, records, problems
+
+
+# Records are parsed a few thousand at a time: a 16,000-record file as Python objects is
+# tens of megabytes, a piece of it one or two.
+PIECE_RECORDS = 2000
+_END_OF_RECORD = b"},\n"
+
+
+class _NotInPieces(Exception):
+    """The file cannot be read piece by piece; read it whole."""
+
+
+def _in_pieces(data: bytes) -> Iterator[object]:
+    """The elements of a JSON array, parsed a few thousand at a time.
+
+    Spotify writes one record per line or more, each ending in "}," and a newline. A newline
+    is never inside a JSON string, so that is where records end, unless a record holds an
+    object of its own: then a piece does not parse, and the file is read whole instead.
+    """
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    start = len(data) - len(data.lstrip())
+    if data[start:start + 1] != b"[":
+        raise _NotInPieces
+    start += 1
+    position, count = start, 0
+    while True:
+        cut = data.find(_END_OF_RECORD, position)
+        if cut < 0:
+            piece = b"[" + data[start:]
+        elif count + 1 < PIECE_RECORDS:
+            position, count = cut + len(_END_OF_RECORD), count + 1
+            continue
+        else:
+            piece = b"[" + data[start:cut + 1] + b"]"
+        try:
+            values = orjson.loads(piece)
+        except orjson.JSONDecodeError:
+            raise _NotInPieces from None
+        if not isinstance(values, list):
+            raise _NotInPieces
+        yield from values
+        if cut < 0:
+            return
+        start = position = cut + len(_END_OF_RECORD)
+        count = 0
 
 
 def read_for_import(source: SourceFile, kind: str, now: int
