@@ -895,3 +895,48 @@ def test_a_member_with_an_unknown_compression_method_is_refused(tmp_path: Path) 
     with pytest.raises(ExportError) as caught:
         read_one(path)
     assert "export.zip" in caught.value.message
+
+
+# --- reading a file piece by piece ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_pieces_give_the_same_records_as_the_whole_file(tmp_path: Path, indent: int | None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [extended(ts=iso(ts(2024, 1, 1) + i * 300), ms_played=10_000 * i)
+               for i in range(11)]
+    records[4] = {"ts": 5}  # unreadable, in the middle of a piece
+    path = tmp_path / "Streaming_History_Audio_2024_0.json"
+    path.write_text(json.dumps(records, indent=indent), encoding="utf-8")
+    whole = read_one(path)
+    monkeypatch.setattr(se, "PIECE_RECORDS", 3)
+    pieces = read_one(path)
+    assert pieces[0] == whole[0] and pieces[1] == whole[1]
+    assert [p.index for p in pieces[2].shown] == [p.index for p in whole[2].shown] == [5]
+    assert pieces[0].records == 11 and pieces[0].malformed == 1
+
+
+def test_a_record_holding_an_object_is_read_whole(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # "}," and a newline inside a record: pieces cut there do not parse, so the file is
+    # read whole, and nothing is counted twice.
+    records = [dict(extended(ts=iso(ts(2024, 1, 1) + i * 300)), extra={"a": 1})
+               for i in range(6)]
+    path = tmp_path / "Streaming_History_Audio_2024_0.json"
+    path.write_text(json.dumps(records, indent=2), encoding="utf-8")
+    monkeypatch.setattr(se, "PIECE_RECORDS", 2)
+    report, got, problems = read_one(path)
+    assert report.records == 6 and len(got) == 6 and problems.count == 0
+
+
+def test_a_file_cut_short_after_its_first_pieces_is_still_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = [extended(ts=iso(ts(2024, 1, 1) + i * 300)) for i in range(9)]
+    text = json.dumps(records, indent=2)
+    path = tmp_path / "Streaming_History_Audio_2024_0.json"
+    path.write_text(text[: len(text) - 40], encoding="utf-8")
+    monkeypatch.setattr(se, "PIECE_RECORDS", 2)
+    problems = Problems()
+    with pytest.raises(ExportError, match="truncated"):
+        read_one(path, problems=problems)
+    assert problems.count == 0, "no record of a refused file is counted"
