@@ -361,6 +361,27 @@ class JobLoads:
 # --- JavaScript on ------------------------------------------------------------------------
 
 
+
+def _assert_nothing_new(card: Locator, export: Any, live_db: LiveDb, stored: tuple[int, int],
+                        imports: int) -> None:
+    """A preview of files imported already: all of it here, no Import button, nothing done."""
+    assert _report(card) == (export.read, _expected_counts(export, again=True))
+    expect(card).to_contain_text(
+        "Nothing new to import: everything in these files is here already.")
+    expect(card.get_by_role("button", name=re.compile("^Import"))).to_have_count(0)
+    assert live_db.export_streams(export.first, export.last) == stored
+    assert live_db.imports() == imports
+
+
+def _undo(page: Page, import_id: int, export: Any, live_db: LiveDb) -> None:
+    """Undo an import from its confirmation page, leaving the history as it was."""
+    page.goto(f"/settings/imports/{import_id}/undo")
+    page.get_by_role("button", name="Undo this import").click()
+    expect(page.locator(".job-done .flash-success")).to_contain_text(
+        f"removed {export.streams} streams", timeout=JOB_TIMEOUT)
+    assert live_db.export_streams(export.first, export.last) == (0, 0)
+
+
 def test_sample_export_previews_in_place(signed_in_page: Page, live_db: LiveDb,
                                          tmp_path: Path) -> None:
     page = signed_in_page
@@ -582,20 +603,9 @@ def test_reimporting_the_same_file_has_nothing_new(signed_in_page: Page, live_db
 
     _, again = _upload_in_place(page, export.path)
     expect(again.locator("table.report-counts")).to_be_visible(timeout=JOB_TIMEOUT)
-    assert _report(again) == (export.read, _expected_counts(export, again=True))
     expect(again).to_contain_text("none of them new")
-    expect(again).to_contain_text(
-        "Nothing new to import: everything in these files is here already.")
-    expect(again.get_by_role("button", name=re.compile("^Import"))).to_have_count(0)
-    assert live_db.export_streams(export.first, export.last) == stored
-    assert live_db.imports() == imports
-
-    # Leave the history as it was.
-    page.goto(f"/settings/imports/{import_id}/undo")
-    page.get_by_role("button", name="Undo this import").click()
-    expect(page.locator(".job-done .flash-success")).to_contain_text(
-        f"removed {export.streams} streams", timeout=JOB_TIMEOUT)
-    assert live_db.export_streams(export.first, export.last) == (0, 0)
+    _assert_nothing_new(again, export, live_db, stored, imports)
+    _undo(page, import_id, export, live_db)
     errors.assert_none()
 
 
@@ -760,16 +770,5 @@ def test_reimporting_the_same_file_without_javascript(nojs_page: Page, live_db: 
     again_id = _upload_without_javascript(page, export.path)
     again = page.locator(f"#job-{again_id}")
     expect(again.locator("table.report-counts")).to_be_visible(timeout=JOB_TIMEOUT)
-    assert _report(again) == (export.read, _expected_counts(export, again=True))
-    expect(again).to_contain_text(
-        "Nothing new to import: everything in these files is here already.")
-    expect(again.get_by_role("button", name=re.compile("^Import"))).to_have_count(0)
-    assert live_db.export_streams(export.first, export.last) == stored
-    assert live_db.imports() == imports
-
-    # Leave the history as it was.
-    page.goto(f"/settings/imports/{import_id}/undo")
-    page.get_by_role("button", name="Undo this import").click()
-    expect(page.locator(".job-done .flash-success")).to_contain_text(
-        f"removed {export.streams} streams", timeout=JOB_TIMEOUT)
-    assert live_db.export_streams(export.first, export.last) == (0, 0)
+    _assert_nothing_new(again, export, live_db, stored, imports)
+    _undo(page, import_id, export, live_db)
