@@ -440,3 +440,27 @@ def test_big_uploads_are_read_with_a_helper_process_with_the_same_result(
     with pytest.raises(importer.ExportError, match="Streaming_History_Audio_2019_9.json"):
         run(path, user_id, [*files, broken])
     assert plays(conn, user_id) == []
+
+
+def test_a_full_disk_leaves_the_database_as_it_was(conn: sqlite3.Connection, user_id: int,
+                                                   path: Path, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    history.add_plays(conn, user_id, [api_play(BASE - 5000, 1)])
+    before_plays, before_rollups = plays(conn, user_id), rollups(conn, user_id)
+    real = importer._connect
+
+    def nearly_full(db_path: Path) -> sqlite3.Connection:
+        import_conn = real(db_path)
+        pages = import_conn.execute("PRAGMA page_count").fetchone()[0]
+        import_conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        return import_conn
+
+    monkeypatch.setattr(importer, "_connect", nearly_full)
+    files = [write(tmp_path, "Streaming_History_Audio_2019_0.json",
+                   [extended(BASE + i * 300, i) for i in range(400)])]
+    with pytest.raises(sqlite3.OperationalError, match="full"):
+        run(path, user_id, files)
+    assert plays(conn, user_id) == before_plays and rollups(conn, user_id) == before_rollups
+    assert imports.list_imports(conn, user_id) == []
+    monkeypatch.setattr(importer, "_connect", real)
+    assert run(path, user_id, files).new == 400

@@ -275,3 +275,29 @@ async def test_sync_now_during_an_import_says_so(signed_in: httpx.AsyncClient, a
     assert response.status_code == 303
     page = (await signed_in.get("/settings")).text
     assert "An import of your history is running, and syncs wait for it." in page
+
+
+async def test_a_full_disk_is_said_in_words(signed_in: httpx.AsyncClient, app,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtm import importer
+
+    user = await demo_user(app)
+    token = await token_of(signed_in)
+    sent = await upload(signed_in, token, export_file(300))
+    await wait_for_jobs(app)
+    real = importer._connect
+
+    def nearly_full(db_path):
+        conn = real(db_path)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + 2}")
+        return conn
+
+    monkeypatch.setattr(importer, "_connect", nearly_full)
+    page = await signed_in.get(sent.headers["location"])
+    action = re.search(r'action="(http://[^"]+/import)"', page.text).group(1)
+    started = await signed_in.post(action, data={"csrf_token": token})
+    await wait_for_jobs(app)
+    failed = (await signed_in.get(started.headers["location"])).text
+    assert "disk is full, so nothing was imported" in failed and "Run it again" in failed
+    assert await count_exported(app, user) == 0

@@ -288,6 +288,12 @@ async def import_job(ctx: JobContext) -> dict[str, Any]:
             await ctx.db.run(backups.prune, settings.backups_dir, user_id)
     except ExportError as exc:
         raise JobError(exc.message) from None
+    except sqlite3.OperationalError as exc:
+        if "full" not in str(exc):
+            raise
+        raise JobError("The server's disk is full, so nothing was imported (everything was "
+                       "left as it was). Free some space and run the import again.",
+                       retryable=True) from None
     finally:
         await ctx.db.run(sync.release_lease, user_id, holder)
     if files.upload is not None:

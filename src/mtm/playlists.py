@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from mtm import users
 from mtm.db import transaction
+from mtm.identity import PLAY_MS
 from mtm.stats import local_midnight, months_before
 
 DEFAULT_COUNT = 50
@@ -347,16 +348,17 @@ def _top_between(conn: sqlite3.Connection, user_id: int, start: int, end: int, l
     return conn.execute(
         """WITH counted AS MATERIALIZED (
                SELECT ut.track_id, ut.ms_played,
-                      (SELECT sum(p.counted) FROM plays p
+                      (SELECT count(*) FROM plays p
                        WHERE p.user_id = ut.user_id AND p.track_id = ut.track_id
-                         AND p.played_at >= ? AND p.played_at < ?) AS n
+                         AND p.played_at >= ? AND p.played_at < ?
+                         AND p.ms_played >= ?) AS n
                FROM user_tracks ut
                WHERE ut.user_id = ? AND ut.first_played < ? AND ut.last_played >= ?)
            SELECT c.track_id, t.spotify_id, t.name, a.name, c.n
            FROM counted c JOIN tracks t ON t.id = c.track_id JOIN artists a ON a.id = t.artist_id
            WHERE c.n > 0 AND t.spotify_id IS NOT NULL
            ORDER BY c.n DESC, c.ms_played DESC, c.track_id LIMIT ?""",
-        (start, end, user_id, end, start, _check_limit(limit))).fetchall()
+        (start, end, PLAY_MS, user_id, end, start, _check_limit(limit))).fetchall()
 
 
 def current_rotation(conn: sqlite3.Connection, user_id: int, *, limit: int = DEFAULT_COUNT,
