@@ -391,7 +391,8 @@ async def test_artist_details_can_be_omitted(emulator, clock, http):
     artist = emulator.catalogue.artists[10]
     full = (await http.get(f"/v1/artists/{artist.spotify_id}", headers=bearer(tokens))).json()
     assert full["name"] == artist.name
-    assert full["genres"] == list(artist.genres) and full["popularity"] == artist.popularity
+    assert full["genres"] == list(artist.genres)
+    assert "popularity" not in full and "followers" not in full, "not for development mode"
     emulator.omit_artist_details = True
     bare = (await http.get(f"/v1/artists/{artist.spotify_id}", headers=bearer(tokens))).json()
     assert "genres" not in bare and "popularity" not in bare and bare["name"] == artist.name
@@ -419,12 +420,17 @@ async def test_removed_endpoints_are_gone(emulator, clock, http):
         ("GET", f"/v1/playlists/{playlist_id}/tracks", None),
         ("GET", f"/v1/tracks?ids={ids}", None),
         ("GET", f"/v1/artists?ids={emulator.catalogue.artists[0].spotify_id}", None),
-        ("GET", "/v1/artists/x/top-tracks", None),
+        ("DELETE", f"/v1/playlists/{playlist_id}/followers", None),
     ]
     for method, path, body in calls:
         answer = await http.request(method, path, json=body, headers=bearer(tokens))
-        assert answer.status_code in (404, 410), (method, path)
-        assert answer.json()["error"]["status"] == answer.status_code
+        # Spotify answers removed endpoints with 403 and its usual error body, not 410.
+        assert answer.status_code == 403, (method, path)
+        assert answer.json() == {"error": {"status": 403, "message": answer.json()["error"][
+            "message"]}} and answer.json()["error"]["message"]
+    unknown = await http.get("/v1/artists/x/top-tracks", headers=bearer(tokens))
+    assert unknown.status_code == 404
+    assert emulator.playlists[playlist_id]["followed"] is True
     assert emulator.playlists[playlist_id]["items"] == []
 
 
@@ -470,8 +476,8 @@ async def test_playlist_lifecycle_and_limits(emulator, clock, http):
     assert emulator.playlists[playlist["id"]]["name"] == "Renamed"
     listed = (await http.get("/v1/me/playlists", headers=bearer(tokens))).json()
     assert [p["id"] for p in listed["items"]] == [playlist["id"]]
-    gone = await http.delete(f"/v1/playlists/{playlist['id']}/followers",
-                             headers=bearer(tokens))
+    uri = f"spotify:playlist:{playlist['id']}"
+    gone = await http.delete("/v1/me/library", params={"uris": uri}, headers=bearer(tokens))
     assert gone.status_code == 200
     assert emulator.playlists[playlist["id"]]["followed"] is False
     assert (await http.get("/v1/me/playlists", headers=bearer(tokens))).json()["items"] == []
@@ -505,3 +511,44 @@ async def test_fail_timeout_and_reset_switches(emulator, clock, http):
     assert (await http.get("/v1/me", headers=bearer(tokens))).status_code == 200
     assert ("GET", "/v1/me") in emulator.requests
     assert ("POST", "/accounts/api/token") in emulator.requests
+
+
+@with_emulator
+async def test_removing_from_the_library_deletes_a_playlist(emulator, clock, http):
+    """DELETE /me/library (at most 40 URIs, user-library-modify) replaced the followers call."""
+    tokens = await access_token(emulator, http)
+    created = (await http.post("/v1/me/playlists", json={"name": "x", "public": False},
+                               headers=bearer(tokens))).json()
+    uri = f"spotify:playlist:{created['id']}"
+    for params, status in (({}, 400), ({"uris": "nonsense"}, 400),
+                           ({"uris": ",".join([uri] * 41)}, 400)):
+        answer = await http.delete("/v1/me/library", params=params, headers=bearer(tokens))
+        assert answer.status_code == status and answer.json()["error"]["status"] == status
+    older = await access_token(emulator, http, scope="playlist-modify-private")
+    refused = await http.delete("/v1/me/library", params={"uris": uri}, headers=bearer(older))
+    assert refused.status_code == 403 and emulator.playlists[created["id"]]["followed"]
+    track = f"spotify:track:{emulator.catalogue.tracks[0].spotify_id}"
+    done = await http.delete("/v1/me/library", params={"uris": f"{track},{uri}"},
+                             headers=bearer(tokens))
+    assert done.status_code == 200 and not emulator.playlists[created["id"]]["followed"]
+
+
+def test_the_client_removes_forty_uris_a_call():
+    import asyncio
+
+    from mtm.spotify.client import SpotifyClient
+
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["uris"].split(","))
+        return httpx.Response(200)
+
+    async def main():
+        client = SpotifyClient(client_id="x", client_secret=None, accounts_url="http://a",
+                               api_url="http://b/v1", transport=httpx.MockTransport(handler))
+        await client.remove_from_library("t", [f"spotify:playlist:{i:022d}" for i in range(85)])
+        await client.aclose()
+
+    asyncio.run(main())
+    assert [len(batch) for batch in seen] == [40, 40, 5]

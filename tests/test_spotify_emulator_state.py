@@ -145,7 +145,8 @@ async def test_playlists_survive_a_restart(emulators: Factory) -> None:
                        headers=bearer(tokens))
         dropped = (await http.post("/v1/me/playlists", headers=bearer(tokens),
                                    json={"name": "Dropped", "public": False})).json()
-        await http.delete(f"/v1/playlists/{dropped['id']}/followers", headers=bearer(tokens))
+        await http.delete("/v1/me/library", params={"uris": f"spotify:playlist:{dropped['id']}"},
+                          headers=bearer(tokens))
     snapshot = before.playlists
     before.close()
 

@@ -648,7 +648,7 @@ async def test_delete_checks_the_confirmation(client: httpx.AsyncClient, emulato
 async def test_delete_when_spotify_fails(client: httpx.AsyncClient, emulator,
                                          form: Form) -> None:
     playlist_id = await create(client, form, name="Stays")
-    emulator.fail("/v1/playlists/", 503, times=3)
+    emulator.fail("/v1/me/library", 503, times=3)
     response = await client.post(f"/playlists/{playlist_id}/delete",
                                  data={"csrf_token": form.csrf, "confirm": "delete"},
                                  headers=HX)
@@ -661,7 +661,7 @@ async def test_delete_when_spotify_fails(client: httpx.AsyncClient, emulator,
 async def test_delete_of_a_playlist_spotify_no_longer_has(client: httpx.AsyncClient, emulator,
                                                           form: Form) -> None:
     playlist_id = await create(client, form, name="Vanished")
-    emulator.fail("/v1/playlists/", 404)
+    emulator.fail("/v1/me/library", 404)
     response = await client.post(f"/playlists/{playlist_id}/delete",
                                  data={"csrf_token": form.csrf, "confirm": "delete"})
     assert response.status_code == 303
@@ -716,3 +716,36 @@ async def test_a_playlist_deleted_while_its_tracks_are_added(client: httpx.Async
     assert response.status_code == 409
     assert "deleted while its tracks were being added" in response.text
     assert len(one_playlist(emulator)["items"]) == 3
+
+
+async def test_delete_with_a_sign_in_older_than_its_permission(client: httpx.AsyncClient, app,
+                                                               emulator, form: Form) -> None:
+    """Deleting needs user-library-modify, which sign-ins from before it was asked lack."""
+    playlist_id = await create(client, form, name="Old sign-in")
+    db = app.state.services.db
+    await db.run(lambda c: c.execute(
+        "UPDATE tokens SET scope = 'user-read-recently-played user-top-read "
+        "playlist-modify-private playlist-modify-public'"))
+    for headers in ({}, HX):
+        response = await client.post(f"/playlists/{playlist_id}/delete",
+                                     data={"csrf_token": form.csrf, "confirm": "delete"},
+                                     headers=headers)
+        assert response.status_code == 403
+        assert "one more permission" in response.text and "Reconnect Spotify</a>" in response.text
+        assert ("<html" in response.text) is (headers == {})
+    assert one_playlist(emulator)["followed"] is True
+    assert "Old sign-in</a>" in (await client.get("/playlists")).text
+    assert not [r for r in emulator.requests if r[1] == "/v1/me/library"], "Spotify not asked"
+    settings = (await client.get("/settings")).text
+    assert "Permissions missing" in settings and "Needed for deleting playlists" in settings
+    assert ">Reconnect Spotify</a>" in settings
+
+
+async def test_spotify_refusing_the_permission_is_explained(client: httpx.AsyncClient,
+                                                            emulator, form: Form) -> None:
+    playlist_id = await create(client, form, name="Refused")
+    emulator.fail("/v1/me/library", 403)
+    response = await client.post(f"/playlists/{playlist_id}/delete",
+                                 data={"csrf_token": form.csrf, "confirm": "delete"})
+    assert response.status_code == 403 and "one more permission" in response.text
+    assert one_playlist(emulator)["followed"] is True

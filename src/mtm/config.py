@@ -12,8 +12,10 @@ from starlette.datastructures import CommaSeparatedStrings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPOTIFY_ACCOUNTS_URL = "https://accounts.spotify.com"
 SPOTIFY_API_URL = "https://api.spotify.com/v1"
+# Exactly what the app uses (mtm.connection.FEATURES says what for): recording plays, top-list
+# snapshots, making and changing private playlists, and deleting them (DELETE /me/library).
 SCOPES = ("user-read-recently-played", "user-top-read", "playlist-modify-private",
-          "playlist-modify-public", "playlist-read-private", "user-read-private")
+          "user-library-modify")
 
 
 @dataclass(frozen=True)

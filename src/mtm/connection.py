@@ -29,7 +29,16 @@ SCOPE_LABELS = {
     "playlist-read-private": "see your private playlists",
     "user-read-private": "see your account's country and subscription",
     "user-read-email": "see your email address",
+    "user-library-modify": "remove items from your library (how playlists are deleted)",
 }
+# The feature each permission the app asks for serves, for Settings to say what is missing.
+FEATURES = {
+    "user-read-recently-played": "recording your plays",
+    "user-top-read": "daily snapshots of your top tracks and artists",
+    "playlist-modify-private": "making playlists and renaming them",
+    "user-library-modify": "deleting playlists this app made",
+}
+LIBRARY_SCOPE = "user-library-modify"
 
 
 def add_months(ts: int, months: int) -> int:
@@ -55,6 +64,14 @@ class Connection:
     now: int
 
     @property
+    def missing(self) -> list[tuple[str, str]]:
+        """(scope, feature) of every permission the app uses that this sign-in lacks."""
+        if not self.connected:
+            return []
+        return [(scope, feature) for scope, feature in FEATURES.items()
+                if scope not in self.scopes]
+
+    @property
     def seconds_left(self) -> int | None:
         """Seconds until the consent expires (negative once it has)."""
         return None if self.consent_expires_at is None else self.consent_expires_at - self.now
@@ -75,7 +92,7 @@ class Connection:
     def needs_reconnect(self) -> bool:
         """True when signing in with Spotify again would help (or is required)."""
         return (self.reconnect_needed or not self.connected or self.expired
-                or self.expiring_soon)
+                or self.expiring_soon or bool(self.missing))
 
     @property
     def time_left(self) -> str:
@@ -187,3 +204,10 @@ async def sync_job(ctx: jobs.JobContext) -> dict[str, Any]:
         raise jobs.JobError("Another sync of your account started first; its result is shown "
                             "in Settings.")
     return {"run_id": run.id}
+
+
+def has_scope(conn: sqlite3.Connection, user_id: int, scope: str) -> bool:
+    """True when the user's sign-in granted `scope` (a sign-in from before it was asked for
+    lacks it until the user reconnects)."""
+    tokens = users.get_tokens(conn, user_id)
+    return tokens is not None and scope in tokens.scope.split()

@@ -16,6 +16,7 @@ MAX_RETRIES = 2
 # Two short pauses (0.4 s in all): enough to ride out a blip, short enough for a page request.
 BACKOFF_SECONDS = (0.1, 0.3)
 ADD_ITEMS_CHUNK = 100
+LIBRARY_CHUNK = 40
 TIME_RANGES = ("short_term", "medium_term", "long_term")
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 
@@ -253,9 +254,16 @@ class SpotifyClient:
         await self._api("PUT", f"/playlists/{_segment(playlist_id)}", access_token,
                         json={"name": name})
 
+    async def remove_from_library(self, access_token: str, uris: list[str]) -> None:
+        """Remove items from the user's library, 40 URIs a call (needs user-library-modify)."""
+        for start in range(0, len(uris), LIBRARY_CHUNK):
+            await self._api("DELETE", "/me/library", access_token,
+                            params={"uris": ",".join(uris[start:start + LIBRARY_CHUNK])})
+
     async def unfollow_playlist(self, access_token: str, playlist_id: str) -> None:
-        """Remove a playlist from the user's library (Spotify's way of deleting it)."""
-        await self._api("DELETE", f"/playlists/{_segment(playlist_id)}/followers", access_token)
+        """Remove a playlist from the user's library: Spotify's way of deleting it since
+        February 2026 (DELETE /playlists/{id}/followers is gone for development-mode apps)."""
+        await self.remove_from_library(access_token, [f"spotify:playlist:{playlist_id}"])
 
     async def _api(self, method: str, path: str, access_token: str, **kwargs: Any) -> dict:
         response = await self._send(method, self.api_url + path,

@@ -42,6 +42,7 @@ CODE_SECONDS = 600
 CONSENT_SECONDS = 183 * 86400
 RECENT_LIMIT = 50
 ADD_ITEMS_LIMIT = 100
+LIBRARY_LIMIT = 40
 TOP_TOTAL = 100
 SLOT_MS = 3_600_000
 ROTATION_MS = 28 * 86_400_000
@@ -73,6 +74,8 @@ _STATE_SCHEMA = (
 IN_PROCESS_BASE = "http://emulator.invalid"
 _BASE62_ID = re.compile(r"^[0-9A-Za-z]{22}$")
 _TRACK_URI = re.compile(r"^spotify:track:([0-9A-Za-z]{22})$")
+_LIBRARY_URI = re.compile(
+    r"^spotify:(track|album|episode|show|audiobook|user|playlist):([0-9A-Za-z]{1,64})$")
 
 KNOWN_SCOPES = frozenset({
     "ugc-image-upload", "user-read-playback-state", "user-modify-playback-state",
@@ -576,7 +579,9 @@ class Emulator:
             Route("/v1/playlists/{playlist_id}", self._change_playlist, methods=["PUT"]),
             Route("/v1/playlists/{playlist_id}/items", self._playlist_items, methods=["GET"]),
             Route("/v1/playlists/{playlist_id}/items", self._add_items, methods=["POST"]),
-            Route("/v1/playlists/{playlist_id}/followers", self._unfollow, methods=["DELETE"]),
+            # Removed for development-mode apps in February 2026: use DELETE /me/library.
+            Route("/v1/playlists/{playlist_id}/followers", self._gone, methods=gone),
+            Route("/v1/me/library", self._remove_from_library, methods=["DELETE"]),
         ]
 
     async def _api_error(self, request: Request, exc: Exception) -> Response:
@@ -789,11 +794,10 @@ class Emulator:
 
     def _artist_full(self, base: str, artist: Artist) -> dict[str, Any]:
         data = self._artist_simple(base, artist)
-        data.update({"followers": {"href": None, "total": artist.popularity ** 3 * 7},
-                     "images": []})
+        # No followers or popularity for development-mode apps; genres may be missing too.
+        data["images"] = []
         if not self.omit_artist_details:
             data["genres"] = list(artist.genres)
-            data["popularity"] = artist.popularity
         return data
 
     def _album_simple(self, base: str, album: Album) -> dict[str, Any]:
@@ -849,17 +853,19 @@ class Emulator:
     # Web API endpoints
 
     async def _gone(self, request: Request) -> Response:
-        raise _ApiError(410, "This endpoint has been removed from the Web API")
+        # Spotify answers removed endpoints with a plain 403, not 410 Gone.
+        raise _ApiError(403, "Forbidden: this endpoint is no longer available to "
+                             "development mode apps")
 
     async def _me(self, request: Request) -> Response:
         access = self._authorized(request)
         user = USERS[access.user]
         base = self._base(request)
         data = self._user_object(base, user)
+        # Development-mode apps get no country, email, product or followers (February 2026);
+        # account_id is the stable id to link accounts with (May 2026).
         data.update({"account_id": spotify_id("account", list(USERS).index(user.id), self.seed),
-                     "country": user.country, "product": "premium", "images": [],
-                     "explicit_content": {"filter_enabled": False, "filter_locked": False},
-                     "followers": {"href": None, "total": 0}})
+                     "images": []})
         return JSONResponse(data)
 
     async def _recently_played(self, request: Request) -> Response:
@@ -951,7 +957,6 @@ class Emulator:
         data: dict[str, Any] = {
             "collaborative": False, "description": playlist.description,
             "external_urls": {"spotify": f"https://open.spotify.com/playlist/{playlist_id}"},
-            "followers": {"href": None, "total": 1 if playlist.followed else 0},
             "href": f"{base}/playlists/{playlist_id}", "id": playlist_id, "images": [],
             "name": playlist.name, "owner": self._user_object(base, USERS[playlist.owner]),
             "public": playlist.public, "snapshot_id": _snapshot(playlist.version),
@@ -1105,14 +1110,25 @@ class Emulator:
                        (*changes.values(), playlist_id))
         return Response(status_code=200)
 
-    async def _unfollow(self, request: Request) -> Response:
-        access = self._authorized(request, "playlist-modify-private", "playlist-modify-public")
+    async def _remove_from_library(self, request: Request) -> Response:
+        access = self._authorized(request)
+        if "user-library-modify" not in access.scope:
+            raise _ApiError(403, "Insufficient client scope")
+        raw = request.query_params.get("uris", "")
+        uris = [u for u in raw.split(",") if u]
+        if not uris:
+            raise _ApiError(400, "Missing required parameter: uris")
+        if len(uris) > LIBRARY_LIMIT:
+            raise _ApiError(400, f"Too many ids requested (at most {LIBRARY_LIMIT})")
+        parsed = [_LIBRARY_URI.match(u) for u in uris]
+        if not all(parsed):
+            raise _ApiError(400, "Invalid or unsupported URI")
         with self._write() as db:
-            playlist = self._load_playlist(db, request.path_params["playlist_id"])
-            if playlist is None:
-                raise _ApiError(404, "Resource not found")
-            if playlist.owner == access.user:
-                db.execute("UPDATE playlists SET followed = 0 WHERE id = ?", (playlist.id,))
+            for match in parsed:
+                if match.group(1) == "playlist":
+                    # Removing a playlist from the owner's library is Spotify's way to delete it.
+                    db.execute("UPDATE playlists SET followed = 0 WHERE id = ? AND owner = ?",
+                               (match.group(2), access.user))
         return Response(status_code=200)
 
 

@@ -14,16 +14,21 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette_wtf import csrf_protect
 
-from mtm import accounts, playlists
+from mtm import accounts, connection, playlists
 from mtm.playlists import Choice, Playlist
 from mtm.rendering import redirect, redirect_after_post, render
 from mtm.session import current_user, login_required
-from mtm.spotify.client import ADD_ITEMS_CHUNK, NotFound, SpotifyError
+from mtm.spotify.client import ADD_ITEMS_CHUNK, Forbidden, NotFound, SpotifyError
 from mtm.views.errors import error_response
 
 log = logging.getLogger("mtm.playlists")
 FIELDS = ("source", "year", "count", "name")
 NOT_YOURS = "There is no such playlist among yours."
+# Deleting now goes through the library (DELETE /me/library), which needs a permission that
+# sign-ins from before it was asked for lack.
+RECONNECT_TO_DELETE = ("Spotify needs one more permission from you before this app can delete "
+                       "playlists: your sign-in is older than it. Reconnect Spotify to grant "
+                       "it, then delete again. The playlist was not deleted.")
 
 
 @dataclass(frozen=True)
@@ -346,7 +351,8 @@ async def rename(request: Request) -> Response:
 def _delete_form(request: Request, playlist: Playlist, error: str | None = None,
                  status_code: int = 200) -> Response:
     return render(request, "playlist_delete", "playlist_delete",
-                  {"p": playlist, "error": error}, status_code=status_code)
+                  {"p": playlist, "error": error, "reconnect": error == RECONNECT_TO_DELETE},
+                  status_code=status_code)
 
 
 @login_required
@@ -368,12 +374,17 @@ async def delete(request: Request) -> Response:
     services = request.app.state.services
     if _field(await request.form(), "confirm") != "delete":
         return _delete_form(request, playlist, "Confirm with the “Delete playlist” button.", 422)
+    if not await services.db.run(connection.has_scope, user_id, connection.LIBRARY_SCOPE):
+        return _delete_form(request, playlist, RECONNECT_TO_DELETE, 403)
     try:
         await accounts.with_token(services.db, services.spotify, user_id,
                                   lambda token: services.spotify.unfollow_playlist(
                                       token, playlist.spotify_id))
     except NotFound:
         pass  # already gone from Spotify: forgetting it here is all that is left to do
+    except Forbidden as exc:
+        log.warning("deleting playlist %s refused: %s", playlist.id, exc.detail)
+        return _delete_form(request, playlist, RECONNECT_TO_DELETE, 403)
     except SpotifyError as exc:
         log.warning("deleting playlist %s failed: %s %s", playlist.id, exc.message, exc.detail)
         return _delete_form(request, playlist, f"Spotify did not delete it: {exc.message}",
