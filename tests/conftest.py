@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from html import unescape
 from pathlib import Path
@@ -86,10 +87,19 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def emulator():
-    """A fresh Spotify emulator."""
+    """A fresh Spotify emulator whose clock stands still at the moment the test began.
+
+    The app keeps its own time; a still emulator lists the same plays all through a test,
+    so `first_sync_plays` knows what a sync stored.
+    """
     from mtm.spotify.emulator import Emulator
 
-    return Emulator(client_id="mtm-demo")
+    return Emulator(client_id="mtm-demo", clock=Clock(time.time()))
+
+
+def first_sync_plays(emulator, account: str = "demo") -> int:
+    """How many plays a first sync stores: the music among the last 50 Spotify lists."""
+    return sum(play.stored for play in emulator.recent_plays(account))
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from tests.conftest import Clock
 
 REDIRECT = "http://127.0.0.1:8000/callback"
 START = 1_790_000_000.0
-ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+PLAYED_AT = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 
 
 def authorize_params(**overrides: str) -> dict[str, str]:
@@ -255,11 +255,12 @@ async def test_recently_played_shape_order_and_limit(emulator, clock, http):
     items = data["items"]
     assert len(items) == 50 and data["limit"] == 50
     stamps = [item["played_at"] for item in items]
-    assert all(ISO_MS.match(s) for s in stamps)
-    assert stamps == sorted(stamps, reverse=True) and len(set(stamps)) == 50
+    assert all(PLAYED_AT.match(s) for s in stamps)
+    millis = [_ms(s) for s in stamps]
+    assert millis == sorted(millis, reverse=True) and len(set(millis)) == 50
     now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(START))
-    assert stamps[0] <= now + ".000Z"
-    track = items[0]["track"]
+    assert stamps[0][:19] <= now
+    track = next(i["track"] for i in items if i["track"] and i["track"]["id"])
     for key in ("id", "name", "uri", "duration_ms", "explicit", "album", "artists"):
         assert key in track
     assert track["album"]["id"] and track["album"]["release_date"]
@@ -280,7 +281,8 @@ async def test_recently_played_shape_order_and_limit(emulator, clock, http):
 
 def _ms(stamp: str) -> int:
     seconds = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
-    return seconds * 1000 + int(stamp[20:23])
+    fraction = stamp[20:-1] if stamp[19] == "." else ""
+    return seconds * 1000 + int((fraction + "000")[:3])
 
 
 @with_emulator
@@ -552,3 +554,64 @@ def test_the_client_removes_forty_uris_a_call():
 
     asyncio.run(main())
     assert [len(batch) for batch in seen] == [40, 40, 5]
+
+
+@with_emulator
+async def test_recently_played_carries_what_the_real_one_does(emulator, clock, http):
+    # Two weeks of polls, every six hours: the normal stream, no switches.
+    seen: dict[str, list[dict]] = {"null": [], "episode": [], "local": [], "track": []}
+    contexts, digits, listed_ms = set(), set(), []
+    for _ in range(56):
+        tokens = await access_token(emulator, http)
+        items = (await http.get("/v1/me/player/recently-played", params={"limit": 50},
+                                headers=bearer(tokens))).json()["items"]
+        for item in items:
+            track = item["track"]
+            kind = ("null" if track is None else "episode" if track["type"] == "episode"
+                    else "local" if track.get("is_local") else "track")
+            seen[kind].append(item)
+            contexts.add(item["context"] is None)
+            stamp = item["played_at"]
+            digits.add(len(stamp[20:-1]) if stamp[19] == "." else 0)
+        shown = {_ms(i["played_at"]) for i in items}
+        listed_ms += [p.ms_played for p in emulator.play_history(
+            "demo", min(shown), max(shown) + 1) if p.played_at_ms in shown]
+        clock.advance(6 * 3600)
+    assert all(seen.values()), {k: len(v) for k, v in seen.items()}
+    local = seen["local"][0]["track"]
+    assert local["id"] is None and local["uri"].startswith("spotify:local:")
+    assert local["artists"][0]["id"] is None and local["artists"][0]["name"]
+    assert local["album"]["id"] is None and local["name"]
+    episode = seen["episode"][0]["track"]
+    assert episode["uri"] == f"spotify:episode:{episode['id']}" and episode["show"]["name"]
+    assert contexts == {True, False}
+    assert {0, 3, 6} <= digits and digits <= set(range(7))
+    # Short skips are played but not listed.
+    assert min(listed_ms) >= 30_000
+    week = emulator.play_history("demo", int(clock.now * 1000) - 7 * 86_400_000,
+                                 int(clock.now * 1000))
+    assert any(p.ms_played < 30_000 for p in week)
+
+
+@with_emulator
+async def test_a_late_play_joins_the_list_in_its_place(emulator, clock, http):
+    tokens = await access_token(emulator, http)
+    before = (await http.get("/v1/me/player/recently-played",
+                             headers=bearer(tokens))).json()["items"]
+    newest = _ms(before[0]["played_at"])
+    late = emulator.deliver_late("demo", ended_ms_ago=int(clock.now * 1000) - newest + 60_000)
+    assert late.played_at_ms < newest
+    after = (await http.get("/v1/me/player/recently-played",
+                            headers=bearer(tokens))).json()["items"]
+    stamps = [_ms(i["played_at"]) for i in after]
+    assert late.played_at_ms in stamps and stamps == sorted(stamps, reverse=True)
+    assert stamps.index(late.played_at_ms) > 0  # not the newest: behind what was listed
+
+
+def test_played_at_keeps_every_millisecond():
+    from mtm.spotify.emulator import _played_at
+
+    for ms in (1_790_000_000_000, 1_790_000_001_000, 1_790_000_000_120, 1_790_000_001_123,
+               1_790_000_003_450, 1_790_000_000_007):
+        assert _ms(_played_at(ms)) == ms
+        assert PLAYED_AT.match(_played_at(ms))

@@ -105,17 +105,18 @@ async def test_normal_sync_stores_plays_snapshot_and_artist_details(world: World
 async def test_repeated_sync_stores_nothing_twice(world: World) -> None:
     user = await connect_user(world, "demo")
     await run(world, user)
+    snapshot_rows = world.count("SELECT count(*) FROM top_snapshots")
     again = await run(world, user)
     assert (again.outcome, again.plays_added) == ("ok", 0)
     assert world.count("SELECT count(*) FROM plays") == 50
     assert world.count("SELECT sum(plays) FROM user_tracks") == 50
-    snapshot_rows = world.count("SELECT count(*) FROM top_snapshots")
-    assert snapshot_rows == world.count("SELECT count(*) FROM top_snapshots")  # not re-taken
+    assert snapshot_rows > 0
+    assert world.count("SELECT count(*) FROM top_snapshots") == snapshot_rows  # not re-taken
     calls = [p for _, p in world.emulator.requests if p.startswith("/v1/me/top/")]
     assert len(calls) == 6
 
 
-async def test_cursor_continuity_never_misses_a_play(world: World) -> None:
+async def test_polls_never_miss_a_play(world: World) -> None:
     user = await connect_user(world, "demo")
     await run(world, user)
     first_newest = world.count("SELECT max(played_at) FROM plays")
@@ -124,12 +125,51 @@ async def test_cursor_continuity_never_misses_a_play(world: World) -> None:
     for _ in range(6):
         world.clock.now += 20 * 60
         added.append((await run(world, user)).plays_added)
-    expected = world.emulator.play_history("demo", (first_newest + 1) * 1000,
-                                           int(world.clock.now * 1000) + 1)
+    expected = [p for p in world.emulator.play_history("demo", (first_newest + 1) * 1000,
+                                                       int(world.clock.now * 1000) + 1)
+                if p.stored]
     stored = [r[0] for r in world.conn().execute(
         "SELECT played_at FROM plays WHERE played_at > ? ORDER BY played_at", (first_newest,))]
     assert stored == [p.played_at_ms // 1000 for p in expected]
     assert sum(added) == len(stored) > 0
+
+
+async def test_a_late_play_is_recorded(world: World) -> None:
+    user = await connect_user(world, "demo")
+    await run(world, user)
+    newest = world.count("SELECT max(played_at) FROM plays")
+    # A phone that was offline reports, twenty minutes on, a play older than the newest stored.
+    world.clock.now += 20 * 60
+    late = world.emulator.deliver_late(
+        "demo", ended_ms_ago=int(world.clock.now * 1000) - newest * 1000 + 90_000, index=3)
+    assert late.played_at_ms // 1000 < newest
+    result = await run(world, user)
+    assert result.outcome == "ok" and result.plays_added >= 1
+    stored = world.count("SELECT count(*) FROM plays WHERE played_at = ?",
+                         late.played_at_ms // 1000)
+    assert stored == 1
+    # And only once, however often the list is polled again.
+    assert (await run(world, user)).plays_added == 0
+
+
+async def test_items_that_are_not_music_are_counted_not_stored(world: World) -> None:
+    user = await connect_user(world, "demo")
+    # Move on until the last 50 hold a local file and something that is not a track.
+    while True:
+        listed = world.emulator.recent_plays("demo")
+        kinds = {p.kind for p in listed}
+        if "local" in kinds and kinds & {"episode", "unavailable"}:
+            break
+        world.clock.now += 3 * 3600
+    result = await run(world, user)
+    odd = sum(p.kind in ("episode", "unavailable") for p in listed)
+    assert result.plays_added == len(listed) - odd and result.items_skipped == odd
+    assert sync.latest_run(world.conn(), user).items_skipped == odd
+    local = next(p for p in listed if p.kind == "local")
+    name, spotify_id = world.conn().execute(
+        "SELECT t.name, t.spotify_id FROM plays p JOIN tracks t ON t.id = p.track_id "
+        "WHERE p.played_at = ?", (local.played_at_ms // 1000,)).fetchone()
+    assert name == local.track.name and spotify_id is None
 
 
 async def test_rate_limit_defers_that_user_only(world: World) -> None:
@@ -254,10 +294,10 @@ async def test_one_users_crash_does_not_stop_the_others(world: World, monkeypatc
     second = await connect_user(world, "newcomer")
     real = sync.save_plays
 
-    def explode_for_first(conn, user_id, run_id, plays):
+    def explode_for_first(conn, user_id, run_id, plays, skipped=0):
         if user_id == first:
             raise RuntimeError("disk on fire")
-        return real(conn, user_id, run_id, plays)
+        return real(conn, user_id, run_id, plays, skipped)
 
     monkeypatch.setattr(sync, "save_plays", explode_for_first)
     results = dict(await Scheduler(world.db, world.client, interval=0,

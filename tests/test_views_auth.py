@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from mtm import sync, users
-from tests.conftest import authorize, csrf_from, sign_in
+from tests.conftest import authorize, csrf_from, first_sync_plays, sign_in
 
 
 def _db(app) -> sqlite3.Connection:
@@ -39,7 +39,7 @@ async def test_localhost_is_moved_to_the_loopback_literal(app) -> None:
 
 
 async def test_full_sign_in_stores_tokens_server_side_and_fetches_plays(
-        client: httpx.AsyncClient, app) -> None:
+        client: httpx.AsyncClient, app, emulator) -> None:
     response = await sign_in(client)
     assert response.headers["location"] == "/"
     home = await client.get("/")
@@ -50,7 +50,8 @@ async def test_full_sign_in_stores_tokens_server_side_and_fetches_plays(
         token_row = conn.execute("SELECT access_token, refresh_token FROM tokens").fetchone()
         plays = conn.execute("SELECT count(*) FROM plays WHERE source = 'api'").fetchone()[0]
         runs = conn.execute("SELECT outcome, plays_added FROM sync_runs").fetchall()
-    assert plays == 50 and runs == [("ok", 50)]
+    stored = first_sync_plays(emulator)
+    assert plays == stored and runs == [("ok", stored)]
     # Tokens never reach the browser: not in the page, not in the cookie.
     for secret in token_row:
         assert secret not in home.text

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from mtm import exports, history, sync
-from tests.conftest import BASE_URL, csrf_from, make_play, sign_in
+from tests.conftest import BASE_URL, csrf_from, first_sync_plays, make_play, sign_in
 
 HX = {"HX-Request": "true"}
 
@@ -84,7 +84,7 @@ async def test_page_and_fragment(client: httpx.AsyncClient) -> None:
     assert "<html" not in fragment.text and "HX-Request" in fragment.headers["vary"]
 
 
-async def test_connection_section(client: httpx.AsyncClient, app) -> None:
+async def test_connection_section(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     html = (await client.get("/settings")).text
     assert "Demo Listener" in html and "<code>demo</code>" in html
@@ -97,7 +97,7 @@ async def test_connection_section(client: httpx.AsyncClient, app) -> None:
     assert expiry.strftime("%d %B %Y") in html
     assert re.search(r"\((18[0-4]) days left\)", html)
     assert "Reconnect Spotify" not in html
-    assert "Last sync just now: 50 new plays." in html
+    assert f"Last sync just now: {first_sync_plays(emulator)} new plays." in html
 
 
 async def test_consent_about_to_expire_warns_and_offers_reconnect(client: httpx.AsyncClient,
@@ -273,12 +273,12 @@ async def test_time_zone_moves_the_dashboard_days(client: httpx.AsyncClient, app
 
 
 async def test_exports_download_this_users_data(client: httpx.AsyncClient, other, app,
-                                                tmp_path) -> None:
+                                                tmp_path, emulator) -> None:
     await sign_in(client)
     today = datetime.now(UTC).date().isoformat()
     demo_plays = await count(app, "SELECT count(*) FROM plays p JOIN users u ON u.id = p.user_id "
                                   "WHERE u.spotify_id = 'demo'")
-    assert demo_plays == 50
+    assert demo_plays == first_sync_plays(emulator)
     response = await client.get("/settings/export/json")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -338,12 +338,12 @@ async def make_backup(client: httpx.AsyncClient, token: str) -> int:
     return int(re.findall(r"/settings/backups/(\d+)/restore", page)[0])
 
 
-async def test_backup_by_hand(client: httpx.AsyncClient, app) -> None:
+async def test_backup_by_hand(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     backup_id = await make_backup(client, token)
     page = (await client.get("/settings")).text
-    assert "50 plays · " in page
+    assert f"{first_sync_plays(emulator)} plays · " in page
     assert f'id="backup-{backup_id}"' in page and "Manual" in page
     fragment = await client.post("/settings/backups", headers={**HX, "X-CSRFToken": token})
     assert fragment.status_code == 200 and fragment.text.startswith('<section id="backups"')
@@ -369,7 +369,7 @@ async def test_restore_needs_confirmation(client: httpx.AsyncClient, app) -> Non
     assert await count(app, "SELECT count(*) FROM backups") == 1
 
 
-async def test_clear_then_restore_over_http(client: httpx.AsyncClient, app) -> None:
+async def test_clear_then_restore_over_http(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     user = await user_id_of(app, "demo")
@@ -381,7 +381,8 @@ async def test_clear_then_restore_over_http(client: httpx.AsyncClient, app) -> N
     assert cleared.status_code == 303
     page = (await client.get("/settings")).text
     [message] = flashes(page)
-    assert message.startswith("Deleted all your listening data: 50 plays")
+    assert message.startswith(
+        f"Deleted all your listening data: {first_sync_plays(emulator)} plays")
     assert "choose Restore next to it under Backups" in message
     assert await count(app, "SELECT count(*) FROM plays WHERE user_id = ?", user) == 0
     backup_id = int(re.findall(r"/settings/backups/(\d+)/restore", page)[0])
@@ -413,7 +414,7 @@ async def test_delete_a_backup(client: httpx.AsyncClient, app) -> None:
 
 
 async def test_one_user_cannot_reach_another_users_backups(client: httpx.AsyncClient, other,
-                                                           app) -> None:
+                                                           app, emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     backup_id = await make_backup(client, token)
@@ -437,24 +438,26 @@ async def test_one_user_cannot_reach_another_users_backups(client: httpx.AsyncCl
     user = await user_id_of(app, "demo")
     await other.post("/settings/clear", data={"csrf_token": their_token, "understand": "yes",
                                               "confirm": "DELETE"})
-    assert await count(app, "SELECT count(*) FROM plays WHERE user_id = ?", user) == 50
+    assert (await count(app, "SELECT count(*) FROM plays WHERE user_id = ?", user)
+            == first_sync_plays(emulator))
     assert len(list(services_of(app).settings.backups_dir.glob(f"{user}/*"))) == 1
 
 
 # --- clear all data ----------------------------------------------------------------------
 
 
-async def test_clear_step_one_shows_counts(client: httpx.AsyncClient, app) -> None:
+async def test_clear_step_one_shows_counts(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     page = await client.get("/settings/clear")
     assert page.status_code == 200 and "<title>Clear all data · Music Time Machine" in page.text
-    assert "Step 1 of 2" in page.text and "<strong>50</strong> plays" in page.text
+    assert "Step 1 of 2" in page.text
+    assert f"<strong>{first_sync_plays(emulator)}</strong> plays" in page.text
     assert 'name="understand"' in page.text and 'name="confirm"' in page.text
     assert "you remain signed in" in page.text
     fragment = await client.get("/settings/clear", headers=HX)
     assert fragment.text.startswith('<section id="danger-zone"')
     # Showing step one deletes nothing.
-    assert await count(app, "SELECT count(*) FROM plays") == 50
+    assert await count(app, "SELECT count(*) FROM plays") == first_sync_plays(emulator)
 
 
 @pytest.mark.parametrize("form,errors", [
@@ -466,7 +469,7 @@ async def test_clear_step_one_shows_counts(client: httpx.AsyncClient, app) -> No
     ({"understand": "yes", "confirm": "DELET"}, {"clear-confirm-error"}),
 ])
 async def test_clear_refuses_without_both_confirmations(client: httpx.AsyncClient, app,
-                                                        form: dict, errors: set) -> None:
+                                                        form: dict, errors: set, emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     for headers in ({}, HX):
@@ -475,7 +478,7 @@ async def test_clear_refuses_without_both_confirmations(client: httpx.AsyncClien
         assert response.status_code == 422
         assert set(re.findall(r'class="field-error" id="([^"]+)"', response.text)) == errors
         assert "Nothing was deleted." in response.text
-    assert await count(app, "SELECT count(*) FROM plays") == 50
+    assert await count(app, "SELECT count(*) FROM plays") == first_sync_plays(emulator)
     assert await count(app, "SELECT count(*) FROM sync_runs") == 1
     assert await count(app, "SELECT count(*) FROM backups") == 0
 
@@ -493,7 +496,7 @@ async def test_clear_with_htmx_returns_the_settings(client: httpx.AsyncClient, a
     assert await count(app, "SELECT count(*) FROM tokens") == 1
 
 
-async def test_clear_during_a_sync_is_a_conflict(client: httpx.AsyncClient, app) -> None:
+async def test_clear_during_a_sync_is_a_conflict(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     user = await user_id_of(app, "demo")
@@ -502,13 +505,13 @@ async def test_clear_during_a_sync_is_a_conflict(client: httpx.AsyncClient, app)
                                                           "understand": "yes",
                                                           "confirm": "DELETE"})
     assert response.status_code == 409 and "A sync of your account is running" in response.text
-    assert await count(app, "SELECT count(*) FROM plays") == 50
+    assert await count(app, "SELECT count(*) FROM plays") == first_sync_plays(emulator)
 
 
 # --- disconnect --------------------------------------------------------------------------
 
 
-async def test_disconnect_keeping_history(client: httpx.AsyncClient, app) -> None:
+async def test_disconnect_keeping_history(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     confirm = await client.get("/settings/disconnect")
@@ -521,10 +524,11 @@ async def test_disconnect_keeping_history(client: httpx.AsyncClient, app) -> Non
     assert "Spotify is disconnected and you are signed out" in signin
     assert (await client.get("/settings")).status_code == 303
     assert await count(app, "SELECT count(*) FROM tokens") == 0
-    assert await count(app, "SELECT count(*) FROM plays") == 50
+    assert await count(app, "SELECT count(*) FROM plays") == first_sync_plays(emulator)
 
 
-async def test_disconnect_deleting_history_with_htmx(client: httpx.AsyncClient, app) -> None:
+async def test_disconnect_deleting_history_with_htmx(client: httpx.AsyncClient, app,
+                                                     emulator) -> None:
     await sign_in(client)
     token = await token_of(client)
     response = await client.post("/settings/disconnect", headers={**HX, "X-CSRFToken": token},
@@ -532,7 +536,8 @@ async def test_disconnect_deleting_history_with_htmx(client: httpx.AsyncClient, 
     assert response.headers["HX-Redirect"] == "/signin"
     assert await count(app, "SELECT count(*) FROM tokens") == 0
     assert await count(app, "SELECT count(*) FROM plays") == 0
-    assert await count(app, "SELECT plays FROM backups WHERE kind = 'auto'") == 50
+    backed_up = await count(app, "SELECT plays FROM backups WHERE kind = 'auto'")
+    assert backed_up == first_sync_plays(emulator)
     assert "your listening history is deleted" in (await client.get("/signin")).text
 
 
@@ -547,11 +552,11 @@ async def test_disconnect_needs_a_choice(client: httpx.AsyncClient, app, form: d
     assert (await client.get("/settings")).status_code == 200
 
 
-async def test_nothing_destructive_answers_a_get(client: httpx.AsyncClient, app) -> None:
+async def test_nothing_destructive_answers_a_get(client: httpx.AsyncClient, app, emulator) -> None:
     await sign_in(client)
     for path in ("/settings/clear", "/settings/disconnect", "/settings/sync"):
         assert (await client.get(path)).status_code == 200
-    assert await count(app, "SELECT count(*) FROM plays") == 50
+    assert await count(app, "SELECT count(*) FROM plays") == first_sync_plays(emulator)
     assert await count(app, "SELECT count(*) FROM tokens") == 1
     assert await count(app, "SELECT count(*) FROM sync_runs") == 1
     for path in ("/settings/backups", "/settings/preferences"):
@@ -568,3 +573,16 @@ async def test_json_export_is_valid_json_with_unicode(client: httpx.AsyncClient,
     body = (await client.get("/settings/export/json")).content
     assert "坂本 美雨".encode() in body
     assert [r["master_metadata_track_name"] for r in json.loads(body)] == [t.name for t in TRACKS]
+
+
+async def test_sync_status_says_what_was_not_music(client: httpx.AsyncClient, app) -> None:
+    await sign_in(client)
+    await services_of(app).db.run(
+        lambda c: c.execute("UPDATE sync_runs SET items_skipped = 2"))
+    for headers in ({}, {"HX-Request": "true"}):
+        html = (await client.get("/settings/sync", headers=headers)).text
+        assert "2 of the items Spotify lists as recently played are not music" in html
+        assert html.startswith("<!doctype html>") == (not headers)
+    await services_of(app).db.run(
+        lambda c: c.execute("UPDATE sync_runs SET items_skipped = 0"))
+    assert "not music" not in (await client.get("/settings/sync")).text

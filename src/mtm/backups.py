@@ -545,10 +545,10 @@ def _restore_rows(conn: sqlite3.Connection, user_id: int) -> int:
     # A run that was in progress when the backup was taken never finished in this history.
     conn.execute(
         """INSERT INTO main.sync_runs (user_id, kind, started_at, finished_at, outcome,
-                                       plays_added, error, retry_at)
+                                       plays_added, error, retry_at, items_skipped)
            SELECT ?, kind, started_at, coalesce(finished_at, started_at),
                   CASE outcome WHEN 'running' THEN 'failed' ELSE outcome END, plays_added,
-                  CASE outcome WHEN 'running' THEN ? ELSE error END, retry_at
+                  CASE outcome WHEN 'running' THEN ? ELSE error END, retry_at, items_skipped
            FROM backup.sync_runs WHERE user_id = ? ORDER BY started_at, id""",
         (user_id, sync.INTERRUPTED, owner))
     _restore_playlists(conn, user_id, owner)

@@ -1,8 +1,8 @@
 """Fetching a user's plays, top items and artist details from Spotify, and the sync log.
 
 A sync never loses history: plays are written in one transaction with the run's count,
-the cursor is derived from what is stored, and a lease keeps two processes from
-syncing the same user at once.
+every poll asks for all the plays Spotify still lists (the play identity drops what is
+stored), and a lease keeps two processes from syncing the same user at once.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ class SyncRun:
     plays_added: int
     error: str | None
     retry_at: int | None
+    items_skipped: int = 0
 
 
 # --- parsing Web API objects ---------------------------------------------------
@@ -85,17 +86,22 @@ def parse_track(obj: dict[str, Any]) -> TrackIn:
     )
 
 
-def parse_recently_played(payload: dict[str, Any]) -> list[PlayIn]:
-    """Turn a recently-played response into plays; items that are not tracks are skipped."""
-    plays = []
+def parse_recently_played(payload: dict[str, Any]) -> tuple[list[PlayIn], int]:
+    """The plays of a recently-played response, and how many items were not music tracks.
+
+    Local files are tracks without ids (kept by name); episodes and `track: null` (a track
+    Spotify no longer has) are counted, not stored.
+    """
+    plays, skipped = [], 0
     for item in payload.get("items", []):
         track = item.get("track")
         if not track or track.get("type", "track") != "track" or not item.get("played_at"):
+            skipped += 1
             continue
         context = item.get("context") or {}
         plays.append(PlayIn(play_key(item["played_at"]), parse_track(track),
                             track.get("duration_ms") or 0, "api", context.get("uri")))
-    return plays
+    return plays, skipped
 
 
 # --- the run log -------------------------------------------------------------------
@@ -127,7 +133,8 @@ def close_interrupted_runs(conn: sqlite3.Connection, user_id: int) -> int:
             (int(time.time()), INTERRUPTED, user_id)).rowcount
 
 
-_RUN_COLUMNS = "id, user_id, started_at, finished_at, outcome, plays_added, error, retry_at"
+_RUN_COLUMNS = ("id, user_id, started_at, finished_at, outcome, plays_added, error, retry_at, "
+                "items_skipped")
 
 
 def latest_run(conn: sqlite3.Connection, user_id: int) -> SyncRun | None:
@@ -199,19 +206,13 @@ def find_user(conn: sqlite3.Connection, key: str) -> int | None:
 # --- what a run stores -----------------------------------------------------------
 
 
-def api_cursor(conn: sqlite3.Connection, user_id: int) -> int | None:
-    """Milliseconds of the newest play fetched from the API, for the `after` cursor."""
-    row = conn.execute(
-        "SELECT max(played_at) FROM plays WHERE user_id = ? AND source = 'api'",
-        (user_id,)).fetchone()
-    return row[0] * 1000 if row and row[0] is not None else None
-
-
-def save_plays(conn: sqlite3.Connection, user_id: int, run_id: int, plays: list[PlayIn]) -> int:
-    """Store fetched plays and the run's count in one transaction: both land or neither."""
+def save_plays(conn: sqlite3.Connection, user_id: int, run_id: int, plays: list[PlayIn],
+               skipped: int = 0) -> int:
+    """Store fetched plays and the run's counts in one transaction: both land or neither."""
     with transaction(conn):
         added = add_plays(conn, user_id, plays)
-        conn.execute("UPDATE sync_runs SET plays_added = ? WHERE id = ?", (added, run_id))
+        conn.execute("UPDATE sync_runs SET plays_added = ?, items_skipped = ? WHERE id = ?",
+                     (added, skipped, run_id))
     return added
 
 
@@ -326,11 +327,14 @@ async def sync_user(db: Database, client: SpotifyClient, user_id: int, *, holder
         await db.run(close_interrupted_runs, user_id)
         run_id = await db.run(start_run, user_id, now)
         try:
-            cursor = await db.run(api_cursor, user_id)
+            # No `after` cursor: Spotify can add a play older than the newest it listed
+            # before (a device that was offline), and a cursor at the newest stored play would
+            # never see it. Recently played holds only the last 50 anyway, so every poll asks
+            # for all of them and the play identity leaves out what is stored already.
             payload = await accounts.with_token(
                 db, client, user_id,
-                lambda token: client.recently_played(token, after=cursor, limit=50))
-            await db.run(save_plays, user_id, run_id, parse_recently_played(payload))
+                lambda token: client.recently_played(token, limit=50))
+            await db.run(save_plays, user_id, run_id, *parse_recently_played(payload))
             if not plays_only:
                 await _fetch_snapshot(db, client, user_id, _day(now))
                 await _fetch_artist_details(db, client, user_id, pacer or Pacer())

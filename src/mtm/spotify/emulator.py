@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -41,6 +41,10 @@ CODE_SECONDS = 600
 # Spotify ends a consent six months after it was given, whatever the refreshes in between.
 CONSENT_SECONDS = 183 * 86400
 RECENT_LIMIT = 50
+# Recently played lists streams of 30 s or more only.
+LISTED_MS = 30_000
+# Shares of the stream that recently played shows as something other than a catalogue track.
+ODD_KINDS = (("local", 0.015), ("episode", 0.01), ("unavailable", 0.005))
 ADD_ITEMS_LIMIT = 100
 LIBRARY_LIMIT = 40
 TOP_TOTAL = 100
@@ -122,13 +126,28 @@ USERS: dict[str, EmulatedUser] = {
 
 @dataclass(frozen=True)
 class EmulatedPlay:
-    """One play of the demo stream; `played_at_ms` is when it ended, like Spotify's played_at."""
+    """One play of the demo stream; `played_at_ms` is when it ended, like Spotify's played_at.
+
+    `kind` is what recently played shows for it: a catalogue "track", a "local" file (no
+    ids), an "episode", or "unavailable" (Spotify sends `track: null`).
+    """
 
     played_at_ms: int
     track: Track
     ms_played: int
     skipped: bool
     context: tuple[str, str] | None
+    kind: str = "track"
+
+    @property
+    def listed(self) -> bool:
+        """Recently played leaves out short skips."""
+        return self.ms_played >= LISTED_MS
+
+    @property
+    def stored(self) -> bool:
+        """A listed play the app keeps: music, local files included."""
+        return self.listed and self.kind in ("track", "local")
 
 
 @dataclass
@@ -267,6 +286,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._codes: dict[str, _Grant] = {}
+        self._late: dict[str, list[tuple[EmulatedPlay, int]]] = {}
         # One connection, used under this lock: without a file it is the only copy of the state.
         # Reentrant so helpers can nest; no block under it awaits, so coroutines never interleave.
         self._db_lock = threading.RLock()
@@ -368,7 +388,9 @@ class Emulator:
         for slot in range(start_ms // SLOT_MS, (end_ms - 1) // SLOT_MS + 1):
             plays.extend(p for p in self._slot_plays(slot)
                          if start_ms <= p.played_at_ms < end_ms)
-        return plays
+        plays.extend(p for p, _ in self._late_plays(user)
+                     if start_ms <= p.played_at_ms < end_ms)
+        return sorted(plays, key=lambda p: p.played_at_ms)
 
     def recent_plays(self, user: str, now_ms: int | None = None) -> list[EmulatedPlay]:
         """The last (at most 50) plays ended at or before `now_ms`, newest first."""
@@ -376,16 +398,36 @@ class Emulator:
             now_ms = int(self.clock() * 1000)
         if not USERS.get(user, USERS["newcomer"]).listens:
             return []
+        # Late plays Spotify knows of by now join the list in their place in time.
+        late = sorted((p for p, shown in self._late_plays(user) if shown <= now_ms),
+                      key=lambda p: -p.played_at_ms)
         window: list[EmulatedPlay] = []
         slot = now_ms // SLOT_MS
         for _ in range(MAX_LOOKBACK_SLOTS):
             for play in reversed(self._slot_plays(slot)):
-                if play.played_at_ms <= now_ms:
+                while late and late[0].played_at_ms > play.played_at_ms:
+                    window.append(late.pop(0))
+                if play.played_at_ms <= now_ms and play.listed:
                     window.append(play)
-                    if len(window) == RECENT_LIMIT:
-                        return window
+                if len(window) >= RECENT_LIMIT:
+                    return window[:RECENT_LIMIT]
             slot -= 1
-        return window
+        return (window + late)[:RECENT_LIMIT]
+
+    def deliver_late(self, user: str = "demo", *, ended_ms_ago: int = 20 * 60_000,
+                     index: int = 0) -> EmulatedPlay:
+        """Make a play that ended `ended_ms_ago` ago show up only now, as real late plays do
+        (a device that was offline): older than plays recently played returned before."""
+        now_ms = int(self.clock() * 1000)
+        track = self.catalogue.tracks[index]
+        play = EmulatedPlay(now_ms - ended_ms_ago, track, track.duration_ms, False, None)
+        with self._lock:
+            self._late.setdefault(user, []).append((play, now_ms))
+        return play
+
+    def _late_plays(self, user: str) -> list[tuple[EmulatedPlay, int]]:
+        with self._lock:
+            return list(self._late.get(user, ()))
 
     def _record(self, method: str, path: str) -> None:
         with self._lock:
@@ -512,6 +554,8 @@ class Emulator:
             if rng.random() < 0.4:
                 stop = min(stop, at + rng.randrange(10, 45) * 60_000)
             period = start // ROTATION_MS
+            # Some devices report whole seconds only; drawn apart so the stream stays the same.
+            whole_seconds = random.Random(f"{self.seed}:whole:{slot}").random() < 0.1
             mode = rng.random()
             queue: list[int] = []
             context: tuple[str, str] | None = None
@@ -535,12 +579,27 @@ class Emulator:
                 if at + played > stop:
                     break
                 at += played
-                plays.append(EmulatedPlay(at, track, played, skipped, context))
+                if whole_seconds:
+                    at = -(-at // 1000) * 1000
+                plays.append(EmulatedPlay(at, track, played, skipped, context,
+                                          self._odd_kind(at)))
         result = tuple(plays)
         self._slot_cache[slot] = result
         if len(self._slot_cache) > _SLOT_CACHE_SIZE:
             self._slot_cache.popitem(last=False)
         return result
+
+    def _odd_kind(self, at_ms: int) -> str:
+        """What recently played makes of a play: mostly a track; a few are something else.
+
+        Drawn apart from the stream, so the stream's plays stay what they always were.
+        """
+        roll = random.Random(f"{self.seed}:kind:{at_ms}").random()
+        for kind, share in ODD_KINDS:
+            if roll < share:
+                return kind
+            roll -= share
+        return "track"
 
     def _top_scores(self, time_range: str, now_ms: int) -> dict[int, float]:
         """Expected share of plays per track over `time_range`, from the stream's own mix."""
@@ -825,6 +884,33 @@ class Emulator:
                 "preview_url": None, "track_number": self._track_number[track.index],
                 "type": "track", "uri": f"spotify:track:{track.spotify_id}"}
 
+    def _recent_item(self, base: str, play: EmulatedPlay) -> dict[str, Any] | None:
+        """The `track` of a recently played item, which is not always a catalogue track."""
+        track = play.track
+        if play.kind == "unavailable":
+            return None
+        if play.kind == "episode":
+            show = spotify_id("show", track.album, self.seed)
+            episode = spotify_id("episode", track.index, self.seed)
+            return {"type": "episode", "id": episode, "uri": f"spotify:episode:{episode}",
+                    "name": f"Episode {track.index}: {track.name}", "duration_ms":
+                    track.duration_ms, "href": f"{base}/episodes/{episode}",
+                    "show": {"id": show, "name": f"The {track.name} Show", "type": "show",
+                             "uri": f"spotify:show:{show}"}}
+        data = self._track_full(base, track)
+        if play.kind == "local":
+            # A file on the listener's own device: names only, no ids, links or album art.
+            artist = self.catalogue.artists[track.artists[0]].name
+            album = self.catalogue.albums[track.album].name
+            data.update(id=None, href=None, external_urls={}, is_local=True,
+                        uri=f"spotify:local:{quote_plus(artist)}:{quote_plus(album)}:"
+                            f"{quote_plus(track.name)}:{track.duration_ms // 1000}",
+                        artists=[{"id": None, "name": artist, "type": "artist", "uri": None,
+                                  "href": None, "external_urls": {}}],
+                        album={"id": None, "name": album, "type": "album", "uri": None,
+                               "images": [], "artists": [], "href": None})
+        return data
+
     def _context(self, base: str, context: tuple[str, str] | None) -> dict[str, Any] | None:
         if context is None:
             return None
@@ -886,7 +972,7 @@ class Emulator:
                 plays = [p for p in plays if p.played_at_ms < before]
             page, more = plays[:limit], len(plays) > limit
         base = self._base(request)
-        items = [{"track": self._track_full(base, p.track), "played_at": _iso_ms(p.played_at_ms),
+        items = [{"track": self._recent_item(base, p), "played_at": _played_at(p.played_at_ms),
                   "context": self._context(base, p.context)} for p in page]
         cursors = None
         next_url = None
@@ -1215,6 +1301,22 @@ def _iso_ms(ms: int) -> str:
     seconds, millis = divmod(ms, 1000)
     stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{millis:03d}Z"
+
+
+def _played_at(ms: int) -> str:
+    """played_at as Spotify writes it: 0 to 6 fractional digits, never losing a millisecond.
+
+    Some clients trim trailing zeros (".12Z", or none at all on a whole second), some add
+    microseconds (".123000Z"); most write milliseconds.
+    """
+    seconds, millis = divmod(ms, 1000)
+    stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{millis:03d}"
+    if seconds % 6 == 1:
+        fraction += "000"
+    elif seconds % 2 == 0:
+        fraction = fraction.rstrip("0")
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"
 
 
 def _snapshot(version: int) -> str:
