@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from mtm.config import load_settings
+from mtm.config import describe, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,7 +18,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = load_settings(force_demo=args.demo)
     mode = "demo mode (built-in Spotify emulator)" if settings.demo else "connected to Spotify"
     print(f"Music Time Machine, {mode}: http://{args.host}:{args.port}/", flush=True)
-    print(f"Data directory: {settings.data_dir}", flush=True)
+    for line in describe(settings):
+        print(line, flush=True)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
                 proxy_headers=False)
     return 0

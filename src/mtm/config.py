@@ -1,8 +1,16 @@
-"""Settings read from the environment and `.env`, the same for the server and the CLI."""
+"""Settings read from the environment and `.env`, the same for the server and the CLI.
+
+One rule finds both `.env` and the data directory: they sit in the project directory (the
+clone the app was installed from, where `pyproject.toml` is), wherever the command is run
+from. `MTM_ENV_FILE` and `MTM_DATA_DIR` point elsewhere; a relative `MTM_DATA_DIR` is
+taken from the project directory too.
+"""
 
 from __future__ import annotations
 
+import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +42,10 @@ class Settings:
     # The largest upload accepted (bytes): a 10-year export zip is about 40 MB.
     upload_limit: int = 1_000_000_000
     static_dir: Path = field(default=REPO_ROOT / "static")
+    # Where each choice came from, said at start-up (see `describe`).
+    env_file: Path | None = None
+    data_dir_origin: str = "given"
+    demo_reason: str | None = None
 
     @property
     def database_path(self) -> Path:
@@ -56,6 +68,31 @@ class Settings:
         return self.data_dir / "uploads"
 
 
+class _ProjectEnv:
+    """The default `.env`: the one in the project directory, or `MTM_ENV_FILE`."""
+
+
+PROJECT_ENV = _ProjectEnv()
+
+
+def project_dir() -> Path:
+    """The clone the app runs from; the current directory if installed without one."""
+    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` readable by this user only; tighten it if it is ours and open to others.
+
+    The data directory holds Spotify tokens and the session key, so nothing in it should be
+    readable by other local users, whatever the umask.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+    return path
+
+
 def _secret_key(data_dir: Path, configured: str | None) -> str:
     """Return the configured key, or one generated on first start and kept in the data dir."""
     if configured:
@@ -63,7 +100,6 @@ def _secret_key(data_dir: Path, configured: str | None) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     # Created with 0600 so other local users cannot forge sessions.
     path.touch(mode=0o600)
@@ -90,11 +126,15 @@ def _sync_interval(raw: str | None, demo: bool) -> int:
     return value
 
 
-def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = False,
-                  overrides: dict[str, str] | None = None) -> Settings:
+def load_settings(env_file: str | Path | _ProjectEnv | None = PROJECT_ENV, *,
+                  force_demo: bool = False, overrides: dict[str, str] | None = None
+                  ) -> Settings:
     """Read settings from the environment, then `.env`; `overrides` win over both."""
-    env_path = Path(env_file) if env_file else None
-    config = Config(env_path if env_path and env_path.is_file() else None)
+    if isinstance(env_file, _ProjectEnv):
+        env_file = os.environ.get("MTM_ENV_FILE") or project_dir() / ".env"
+    env_path = Path(env_file).expanduser().resolve() if env_file else None
+    found = env_path if env_path and env_path.is_file() else None
+    config = Config(found)
 
     def get(name: str, default: str | None = None) -> str | None:
         if overrides and name in overrides:
@@ -102,9 +142,26 @@ def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = Fa
         value = config(name, default=default)
         return value or default
 
-    data_dir = Path(get("MTM_DATA_DIR", str(REPO_ROOT / "data"))).expanduser().resolve()
+    def origin(name: str) -> str:
+        if overrides and name in overrides:
+            return "given"
+        return f"{name} from " + ("the environment" if os.environ.get(name) else str(found))
+
+    raw_dir = get("MTM_DATA_DIR")
+    data_dir = Path(raw_dir or "data").expanduser()
+    data_dir = (data_dir if data_dir.is_absolute() else project_dir() / data_dir).resolve()
+    data_dir_origin = origin("MTM_DATA_DIR") if raw_dir else \
+        "the default: data/ in the project directory"
+    private_dir(data_dir)
     client_id = get("SPOTIFY_CLIENT_ID")
     demo = force_demo or not client_id
+    demo_reason = None
+    if force_demo:
+        demo_reason = "asked for with --demo"
+    elif demo:
+        where = f"the environment or {found}" if found else \
+            f"the environment, and there is no {env_path or '.env'}"
+        demo_reason = f"SPOTIFY_CLIENT_ID is not set in {where}"
     return Settings(
         data_dir=data_dir,
         secret_key=_secret_key(data_dir, get("MTM_SECRET_KEY")),
@@ -116,7 +173,21 @@ def load_settings(env_file: str | Path | None = ".env", *, force_demo: bool = Fa
         sync_interval=_sync_interval(get("MTM_SYNC_INTERVAL"), demo),
         demo_plays=int(get("MTM_DEMO_PLAYS", "60000") or 60000),
         upload_limit=_megabytes(get("MTM_UPLOAD_LIMIT_MB"), "MTM_UPLOAD_LIMIT_MB", 1000),
+        env_file=found,
+        data_dir_origin=data_dir_origin,
+        demo_reason=demo_reason,
     )
+
+
+def describe(settings: Settings) -> list[str]:
+    """What start-up says: which `.env` and data directory are in use, and why demo mode."""
+    lines = [f"Settings file: {settings.env_file}" if settings.env_file
+             else "Settings file: none (settings from the environment only)",
+             f"Data directory: {settings.data_dir} ({settings.data_dir_origin})"]
+    if settings.demo:
+        lines.append(f"Demo mode: {settings.demo_reason}; the built-in Spotify emulator "
+                     "stands in for Spotify.")
+    return lines
 
 
 def _megabytes(raw: str | None, name: str, default: int) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,8 +25,9 @@ class DatabaseUnavailable(RuntimeError):
 
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open a connection in autocommit mode with WAL, foreign keys and a busy timeout."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    _make_private(Path(path))
     conn.row_factory = sqlite3.Row
     identity.register(conn)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -33,6 +36,16 @@ def connect(path: str | Path) -> sqlite3.Connection:
     # NORMAL is durable across application crashes in WAL mode and much faster than FULL.
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _make_private(path: Path) -> None:
+    """The database holds Spotify tokens: readable by this user only.
+
+    SQLite gives the -wal and -shm files the database file's permissions.
+    """
+    info = path.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
 
 
 @contextmanager
