@@ -27,7 +27,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """Open a connection in autocommit mode with WAL, foreign keys and a busy timeout."""
     Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
-    _make_private(Path(path))
+    if str(path) != ":memory:":
+        _make_private(Path(path))
     conn.row_factory = sqlite3.Row
     identity.register(conn)
     conn.execute("PRAGMA journal_mode = WAL")
