@@ -73,7 +73,8 @@ async def complete_login(db: Database, client: SpotifyClient, code: str,
     images = profile.get("images") or []
     user_id = await db.run(users.upsert_user, profile["id"],
                            profile.get("display_name") or profile["id"],
-                           profile.get("country"), images[0]["url"] if images else None)
+                           profile.get("country"), images[0]["url"] if images else None,
+                           profile.get("account_id") or None)
     await db.run(_store, user_id, tokens, True)
     return user_id
 

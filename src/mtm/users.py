@@ -44,23 +44,45 @@ def get_user(conn: sqlite3.Connection, user_id: int, admins: frozenset[str] = fr
 
 
 def upsert_user(conn: sqlite3.Connection, spotify_id: str, display_name: str,
-                country: str | None = None, image_url: str | None = None) -> int:
-    """Create or update a user from their Spotify profile; return the id."""
+                country: str | None = None, image_url: str | None = None,
+                account_id: str | None = None) -> int:
+    """Create or update a user from their Spotify profile; return the id.
+
+    A returning user is found by `account_id` when Spotify sends one (it is stable even if
+    the user id is not), else by user id; the match then learns the other.
+    """
     now = int(time.time())
     with transaction(conn):
-        user_id = conn.execute(
-            """INSERT INTO users (spotify_id, display_name, country, image_url, created_at,
-                                  last_login_at)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT(spotify_id) DO UPDATE SET display_name = excluded.display_name,
-                   country = coalesce(excluded.country, users.country),
-                   image_url = coalesce(excluded.image_url, users.image_url),
-                   last_login_at = excluded.last_login_at
-               RETURNING id""",
-            (spotify_id, display_name, country, image_url, now, now)).fetchone()[0]
+        user_id = _user_by_account(conn, account_id) if account_id else None
+        if user_id is None:
+            user_id = _user_by_spotify_id(conn, spotify_id)
+        if user_id is None:
+            user_id = conn.execute(
+                """INSERT INTO users (spotify_id, account_id, display_name, country, image_url,
+                                      created_at, last_login_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+                (spotify_id, account_id, display_name, country, image_url, now, now)
+            ).fetchone()[0]
+        else:
+            conn.execute(
+                """UPDATE users SET spotify_id = ?, account_id = coalesce(?, account_id),
+                       display_name = ?, country = coalesce(?, country),
+                       image_url = coalesce(?, image_url), last_login_at = ?
+                   WHERE id = ?""",
+                (spotify_id, account_id, display_name, country, image_url, now, user_id))
         conn.execute("INSERT INTO preferences (user_id) VALUES (?) ON CONFLICT DO NOTHING",
                      (user_id,))
     return user_id
+
+
+def _user_by_account(conn: sqlite3.Connection, account_id: str) -> int | None:
+    row = conn.execute("SELECT id FROM users WHERE account_id = ?", (account_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _user_by_spotify_id(conn: sqlite3.Connection, spotify_id: str) -> int | None:
+    row = conn.execute("SELECT id FROM users WHERE spotify_id = ?", (spotify_id,)).fetchone()
+    return row[0] if row else None
 
 
 def save_tokens(conn: sqlite3.Connection, user_id: int, *, access_token: str,
