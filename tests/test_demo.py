@@ -7,14 +7,19 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from mtm import db, demo, history
+from mtm import dashboard, db, demo, history
+from mtm.spotify.emulator import Emulator
+from tests.conftest import Clock
 
 END = 1_780_000_000
 YEAR = int(365.25 * 86_400)
+# Just after midnight on the first of a month (UTC, the demo account's zone).
+NEW_MONTH = int(datetime(2026, 12, 1, 0, 6, tzinfo=UTC).timestamp())
 
 
 def _open(path: Path) -> sqlite3.Connection:
@@ -75,12 +80,12 @@ def test_same_seed_same_history_other_seed_other_history(conn: sqlite3.Connectio
 def test_history_does_not_depend_on_string_hashing() -> None:
     # Set iteration order changes with PYTHONHASHSEED; the history must not.
     script = (
-        "import hashlib, random, sys\n"
+        "import hashlib\n"
         "from mtm import demo\n"
-        "from mtm.spotify.catalogue import build_catalogue\n"
+        "from mtm.spotify.listener import listener\n"
         f"end = {END}\n"
-        "g = demo._generate(build_catalogue(), 2000, end - int(demo.YEAR), end, random.Random(3))\n"
-        "rows = list(zip(g.played_at, g.track, g.ms_played, g.skipped, g.context))\n"
+        "g = listener(2026).history(2000, end - int(demo.YEAR), end, 3)\n"
+        "rows = list(zip(g.ended_ms, g.track, g.ms_played, g.skipped, g.context, g.kind))\n"
         "print(hashlib.sha256(repr(rows).encode()).hexdigest())\n")
     digests = set()
     for hash_seed in ("1", "2"):
@@ -124,11 +129,12 @@ def test_rollups_match_plays(demo_db: tuple) -> None:
 
 def test_skips_are_short_and_about_one_in_eight(demo_db: tuple) -> None:
     conn, user_id = demo_db
-    rate, longest_skip = conn.execute(
-        """SELECT avg(skipped), (SELECT max(ms_played) FROM plays WHERE user_id = ?1 AND skipped)
-           FROM plays WHERE user_id = ?1""", (user_id,)).fetchone()
+    rate, short = conn.execute(
+        """SELECT avg(skipped), avg(ms_played < 60000) FILTER (WHERE skipped)
+           FROM plays WHERE user_id = ?""", (user_id,)).fetchone()
     assert 0.08 < rate < 0.17
-    assert longest_skip < 60_000
+    # Most skips come within seconds; now and then the listener moves on late in a track.
+    assert short > 0.95
 
 
 def test_daily_and_weekly_rhythm(demo_db: tuple) -> None:
@@ -209,26 +215,28 @@ def test_regenerating_replaces_the_history(conn: sqlite3.Connection) -> None:
     assert _count(conn, user_id) == 0
 
 
-def test_more_music_than_time_still_fits(conn: sqlite3.Connection) -> None:
+def test_more_music_than_time_is_refused(conn: sqlite3.Connection) -> None:
     user_id = demo.ensure_demo_user(conn)
-    # 2,000 plays of about four minutes do not fit into a day: the order and the distinct
-    # seconds must hold anyway.
-    years = 86_400 / demo.YEAR
-    assert demo.generate_history(conn, user_id, plays=2_000, years=years, end=END) == 2_000
-    first, last, distinct = conn.execute(
-        "SELECT min(played_at), max(played_at), count(DISTINCT played_at) FROM plays").fetchone()
-    assert first >= END - 86_400 and last <= END and distinct == 2_000
+    # 2,000 plays of about four minutes do not fit into a day without overlapping.
+    with pytest.raises(ValueError):
+        demo.generate_history(conn, user_id, plays=2_000, years=86_400 / demo.YEAR, end=END)
     with pytest.raises(ValueError):
         demo.generate_history(conn, user_id, plays=100, years=10 / demo.YEAR, end=END)
+    # A day holds what its last hours of live stream hold, and a little more.
+    assert demo.generate_history(conn, user_id, plays=150, years=86_400 / demo.YEAR,
+                                 end=END) == 150
+    first, last = conn.execute("SELECT min(played_at), max(played_at) FROM plays").fetchone()
+    assert first >= END - 86_400 and END - 300 < last <= END
 
 
 def test_ensure_demo_history_generates_only_once(conn: sqlite3.Connection) -> None:
-    user_id = demo.ensure_demo_user(conn)
-    assert demo.ensure_demo_history(conn, user_id) is True
+    user_id = demo.ensure_demo_user(conn, clock=Clock(END))
+    assert demo.ensure_demo_history(conn, user_id, clock=Clock(END)) is True
     assert _count(conn, user_id) == 60_000
     newest = conn.execute("SELECT max(played_at) FROM plays").fetchone()[0]
-    assert newest <= demo.time.time() - 12 * 3600
-    assert demo.ensure_demo_history(conn, user_id) is False
+    # The history ends now: the listener was playing a moment ago.
+    assert END - 300 < newest <= END
+    assert demo.ensure_demo_history(conn, user_id, clock=Clock(END + 86_400)) is False
     assert _count(conn, user_id) == 60_000
 
 
@@ -239,3 +247,49 @@ def test_ensure_demo_history_keeps_real_plays(conn: sqlite3.Connection) -> None:
     history.add_plays(conn, user_id, [history.PlayIn(END, track, 200_000, "api")])
     assert demo.ensure_demo_history(conn, user_id, plays=1_000, years=1) is False
     assert _count(conn, user_id) == 1
+
+
+def _stream_plays(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, str, int]]:
+    """(second, track name, ms) of the stored plays: local files have names only."""
+    return [tuple(r) for r in conn.execute(
+        """SELECT played_at, t.name, ms_played FROM plays p JOIN tracks t
+           ON t.id = p.track_id WHERE user_id = ? ORDER BY played_at""", (user_id,))]
+
+
+@pytest.mark.parametrize("now", [NEW_MONTH, NEW_MONTH - 6 * 60, END])
+def test_history_ends_now_by_the_injected_clock(conn: sqlite3.Connection, now: int) -> None:
+    user_id = demo.ensure_demo_user(conn)
+    assert demo.generate_history(conn, user_id, plays=3_000, years=0.25, clock=Clock(now)) \
+        == 3_000
+    newest = conn.execute("SELECT max(played_at) FROM plays").fetchone()[0]
+    assert now - 300 < newest <= now
+
+
+def test_home_on_the_first_of_a_month_has_plays_this_month(conn: sqlite3.Connection) -> None:
+    user_id = demo.ensure_demo_user(conn)
+    demo.generate_history(conn, user_id, plays=3_000, years=0.25, clock=Clock(NEW_MONTH))
+    board = dashboard.load(conn, user_id, datetime.fromtimestamp(NEW_MONTH, UTC))
+    assert board.month_label.startswith("December")
+    # Six minutes into the month the demo listener has already played something.
+    assert board.top_artists and board.top_tracks
+
+
+@pytest.mark.parametrize("gap", [0, 300, 2 * 3600])
+def test_history_joins_the_live_stream_without_overlap(conn: sqlite3.Connection,
+                                                       gap: int) -> None:
+    user_id = demo.ensure_demo_user(conn)
+    demo.generate_history(conn, user_id, plays=5_000, years=0.5, end=NEW_MONTH)
+    stored = _stream_plays(conn, user_id)
+    # The first sync, `gap` seconds later, lists the emulator's last 50 plays.
+    emulator = Emulator(clock=Clock(NEW_MONTH + gap))
+    polled = [p for p in emulator.recent_plays("demo") if p.stored]
+    known = {(at, track) for at, track, _ in stored}
+    before_end = [p for p in polled if p.played_at_ms // 1000 <= NEW_MONTH]
+    # Every polled play the history could hold, it holds: same second, same track.
+    assert all((p.played_at_ms // 1000, p.track.name) in known for p in before_end)
+    assert gap or before_end
+    merged = sorted(set(stored) | {(p.played_at_ms // 1000, p.track.name, p.ms_played)
+                                   for p in polled})
+    for (before, _, _), (after, _, ms) in zip(merged, merged[1:], strict=False):
+        # No play begins before the one before it ended (whole seconds: one second of slack).
+        assert after - ms // 1000 >= before - 1, (before, after, ms)
