@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mtm import backups, db, exports, history, sync, users
+from mtm import backups, db, exports, history, leases, sync, users
 from tests.conftest import make_play
 from tests.test_exports import BASE, World, populate
 
@@ -149,16 +149,16 @@ def test_clear_deletes_the_listening_data_and_keeps_the_account(world: World) ->
 
 
 def test_clear_waits_for_a_running_sync(world: World, root: Path) -> None:
-    assert sync.acquire_lease(world.conn, world.me, "scheduler", int(time.time()))
+    assert leases.acquire(world.conn, world.me, sync.LEASE, "scheduler", ttl=60)
     with pytest.raises(backups.SyncInProgress):
         backups.clear_with_backup(world.conn, root, world.me)
     assert backups.data_counts(world.conn, world.me).plays == 5
     assert backups.list_backups(world.conn, root, world.me) == []
-    sync.release_lease(world.conn, world.me, "scheduler")
+    leases.release(world.conn, world.me, sync.LEASE, "scheduler")
     counts, backup = backups.clear_with_backup(world.conn, root, world.me)
     assert counts.plays == 5 and backup.plays == 5 and backup.kind == "auto"
     # The lease is given back for the next sync.
-    assert sync.acquire_lease(world.conn, world.me, "scheduler", int(time.time()))
+    assert leases.acquire(world.conn, world.me, sync.LEASE, "scheduler", ttl=60)
 
 
 # --- restore -------------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_restore_is_all_or_nothing(world: World, root: Path, monkeypatch) -> Non
     with pytest.raises(sqlite3.OperationalError):
         backups.restore_backup(world.conn, root, world.me, backup.id)
     assert snapshot_of(world.conn, world.me) == before
-    assert sync.acquire_lease(world.conn, world.me, "next", int(time.time()))
+    assert leases.acquire(world.conn, world.me, sync.LEASE, "next", ttl=60)
 
 
 def test_restore_of_another_users_backup_is_refused(world: World, root: Path) -> None:

@@ -125,7 +125,7 @@ def test_snapshot_holds_exactly_this_users_rows(world: World, tmp_path: Path) ->
     assert out.execute("PRAGMA foreign_key_check").fetchall() == []
     assert [r[0] for r in out.execute("SELECT spotify_id FROM users")] == ["listener-me"]
     # Secrets and other people's rows never leave.
-    for table in ("tokens", "oauth_states", "sync_leases", "backups"):
+    for table in ("tokens", "oauth_states", "leases", "backups"):
         assert out.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
     for table in ("plays", "preferences", "user_tracks", "user_artists", "listening_days",
                   "listening_hours", "listening_weekhours", "top_snapshots", "sync_runs",

@@ -1,4 +1,4 @@
-"""Playlist sources on fixed histories, choice checking, and the playlist records."""
+"""Playlist sources on fixed histories, choice checking, and how a playlist is shown."""
 
 from __future__ import annotations
 
@@ -282,136 +282,9 @@ def test_valid_key() -> None:
         assert not playlists.valid_key(bad)
 
 
-# --- records ---------------------------------------------------------------------------------
-
-KEY = "0b7f6b1e-6a55-4c1b-9d55-1f1b7c0f1a2b"
-
-
-@pytest.fixture
-def tracks(conn: sqlite3.Connection, user_id: int) -> list[int]:
-    """Five played tracks, as row ids."""
-    history.add_plays(conn, user_id, [make_play(NOW - n * 60, n) for n in range(1, 6)])
-    return [track_id(conn, n) for n in range(1, 6)]
-
-
-def reserve(conn: sqlite3.Connection, user_id: int, track_ids: list[int], *, key: str = KEY,
-            now: int = NOW, name: str = "Mix") -> playlists.Reservation:
-    return playlists.reserve(conn, user_id, key, name=name, source="current_rotation",
-                             year=None, track_ids=track_ids, now=now)
-
-
-def test_a_key_reserves_one_playlist(conn: sqlite3.Connection, user_id: int,
-                                     tracks: list[int]) -> None:
-    first = reserve(conn, user_id, tracks)
-    assert first.outcome == "reserved"
-    assert first.playlist.track_count == 5 and not first.playlist.created
-    # While the first request talks to Spotify, the same key is busy.
-    assert reserve(conn, user_id, tracks, now=NOW + 10).outcome == "busy"
-    # Reserved but not created: invisible in the list and to get_playlist.
-    assert playlists.list_playlists(conn, user_id) == []
-    assert playlists.get_playlist(conn, user_id, first.playlist.id) is None
-    playlists.mark_created(conn, first.playlist.id, "sp1", "https://open.spotify.com/playlist/sp1")
-    again = reserve(conn, user_id, tracks, now=NOW + 10)
-    assert again.outcome == "exists" and again.playlist.id == first.playlist.id
-    assert conn.execute("SELECT count(*) FROM playlists").fetchone()[0] == 1
-
-
-def test_a_failed_creation_can_be_retried_with_the_same_key(conn: sqlite3.Connection,
-                                                            user_id: int,
-                                                            tracks: list[int]) -> None:
-    first = reserve(conn, user_id, tracks)
-    playlists.release(conn, first.playlist.id, "Spotify is down", now=NOW + 1)
-    assert playlists.find_by_key(conn, user_id, KEY).last_error == "Spotify is down"
-    second = reserve(conn, user_id, tracks[:2], now=NOW + 5, name="Mix 2")
-    assert second.outcome == "reserved" and second.playlist.id == first.playlist.id
-    assert second.playlist.track_count == 2 and second.playlist.name == "Mix 2"
-    assert second.playlist.last_error is None
-    assert len(playlists.pending_uris(conn, second.playlist.id)) == 2
-
-
-def test_an_abandoned_reservation_expires(conn: sqlite3.Connection, user_id: int,
-                                          tracks: list[int]) -> None:
-    reserve(conn, user_id, tracks)
-    late = NOW + playlists.LEASE_SECONDS + 1
-    assert reserve(conn, user_id, tracks, now=late).outcome == "reserved"
-
-
-def test_keys_belong_to_one_user(conn: sqlite3.Connection, user_id: int, other_user: int,
-                                 tracks: list[int]) -> None:
-    assert reserve(conn, user_id, tracks).outcome == "reserved"
-    assert reserve(conn, other_user, tracks).outcome == "reserved"
-    assert conn.execute("SELECT count(*) FROM playlists").fetchone()[0] == 2
-
-
-def test_progress_is_recorded_so_a_retry_adds_only_the_missing(conn: sqlite3.Connection,
-                                                               user_id: int,
-                                                               tracks: list[int]) -> None:
-    playlist = reserve(conn, user_id, list(reversed(tracks))).playlist
-    playlists.mark_created(conn, playlist.id, "sp1", "https://open.spotify.com/playlist/sp1")
-    expected = [f"spotify:track:{make_track(n).spotify_id}" for n in (5, 4, 3, 2, 1)]
-    assert playlists.pending_uris(conn, playlist.id) == expected
-    playlists.record_added(conn, playlist.id, 2)
-    assert playlists.pending_uris(conn, playlist.id) == expected[2:]
-    shown = playlists.get_playlist(conn, user_id, playlist.id)
-    assert shown.tracks_added == 2 and shown.missing == 3 and not shown.complete
-    listed = playlists.playlist_tracks(conn, user_id, playlist.id)
-    assert [t.added for t in listed] == [True, True, False, False, False]
-    assert [t.name for t in listed] == ["Track 5", "Track 4", "Track 3", "Track 2", "Track 1"]
-    playlists.record_added(conn, playlist.id, 3)
-    assert playlists.pending_uris(conn, playlist.id) == []
-    assert playlists.get_playlist(conn, user_id, playlist.id).complete
-
-
-def test_claim_lets_one_request_add_tracks_at_a_time(conn: sqlite3.Connection, user_id: int,
-                                                     other_user: int, tracks: list[int]) -> None:
-    playlist = reserve(conn, user_id, tracks).playlist
-    playlists.mark_created(conn, playlist.id, "sp1", "https://open.spotify.com/playlist/sp1")
-    # The creating request still holds it.
-    assert not playlists.claim(conn, user_id, playlist.id, now=NOW + 1)
-    playlists.release(conn, playlist.id)
-    assert not playlists.claim(conn, other_user, playlist.id, now=NOW + 1)
-    assert playlists.claim(conn, user_id, playlist.id, now=NOW + 1)
-    assert not playlists.claim(conn, user_id, playlist.id, now=NOW + 2)
-
-
-def test_list_rename_delete(conn: sqlite3.Connection, user_id: int, other_user: int,
-                            tracks: list[int]) -> None:
-    made = []
-    for i, key in enumerate(("0b7f6b1e-6a55-4c1b-9d55-1f1b7c0f1a20",
-                             "0b7f6b1e-6a55-4c1b-9d55-1f1b7c0f1a21")):
-        playlist = reserve(conn, user_id, tracks, key=key, now=NOW + i, name=f"Mix {i}").playlist
-        playlists.mark_created(conn, playlist.id, f"sp{i}", f"{playlists.SPOTIFY_URL}sp{i}")
-        made.append(playlist.id)
-    listed = playlists.list_playlists(conn, user_id)
-    assert [p.name for p in listed] == ["Mix 1", "Mix 0"]
-    assert listed[0].created_on == date(2026, 11, 22)
-    assert listed[0].source_label == "Current Rotation"
-    assert playlists.get_playlist(conn, other_user, made[0]) is None
-    assert playlists.get_playlist(conn, user_id, 2**70) is None
-
-    playlists.rename(conn, other_user, made[0], "Stolen")
-    assert playlists.get_playlist(conn, user_id, made[0]).name == "Mix 0"
-    assert playlists.rename(conn, user_id, made[0], "Renamed").name == "Renamed"
-
-    assert not playlists.mark_deleted(conn, other_user, made[0])
-    assert playlists.mark_deleted(conn, user_id, made[0])
-    assert [p.name for p in playlists.list_playlists(conn, user_id)] == ["Mix 1"]
-    assert playlists.get_playlist(conn, user_id, made[0]) is None
-    again = reserve(conn, user_id, tracks, key="0b7f6b1e-6a55-4c1b-9d55-1f1b7c0f1a20")
-    assert again.outcome == "deleted"
-
-
-def test_spotify_url_only_trusts_spotify() -> None:
-    good = {"external_urls": {"spotify": "https://open.spotify.com/playlist/abc"}}
-    assert playlists.spotify_url(good, "abc") == "https://open.spotify.com/playlist/abc"
-    for odd in ({}, {"external_urls": {"spotify": "javascript:alert(1)"}},
-                {"external_urls": None}):
-        assert playlists.spotify_url(odd, "abc") == "https://open.spotify.com/playlist/abc"
-
-
 def test_source_labels() -> None:
     made = playlists.Playlist(1, "x", "year_in_review", 2024, "s", None, 1, 1, None, NOW,
-                              date(2026, 11, 22), 0, False)
+                              date(2026, 11, 22), False)
     assert made.source_label == "Year in Review 2024"
     assert list(playlists.SOURCES) == ["forgotten_gems", "recent_discoveries",
                                        "current_rotation", "on_this_day", "year_in_review"]

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from mtm import history, playlists
+from mtm import playlist_workflow as workflow
 from mtm.history import ArtistIn, PlayIn, TrackIn
 from tests.conftest import BASE_URL, csrf_from, sign_in
 
@@ -22,6 +23,11 @@ def key_from(html: str) -> str:
     match = KEY.search(html)
     assert match, "no idempotency key in the form"
     return match.group(1)
+
+
+def text_of(html: str) -> str:
+    """What a page says, without its tags (names sit in spans that HTMX updates)."""
+    return unescape(re.sub(r"<[^>]+>", "", html))
 
 
 def tracks_in(html: str) -> list[str]:
@@ -214,9 +220,10 @@ async def test_create_without_javascript(client: httpx.AsyncClient, emulator,
 
     page = await client.get(location)
     assert 'class="flash flash-success">Created “Ten” on Spotify with 10 tracks.' in page.text
-    assert "“Ten” is on Spotify" in page.text
+    assert "“Ten” is on Spotify" in text_of(page.text)
     spotify_id = next(iter(emulator.playlists))
-    assert f'href="https://open.spotify.com/playlist/{spotify_id}"' in page.text
+    # Demo mode: the emulator's own page, since Spotify has never heard of this id.
+    assert f'href="/emulator/open/playlist/{spotify_id}"' in page.text
     # Listed with source, date and size; the form has a new key.
     assert "Current Rotation · <time" in page.text and "· 10 tracks" in page.text
     assert key_from(page.text) != form.key
@@ -234,7 +241,7 @@ async def test_create_with_htmx_returns_the_result_card(client: httpx.AsyncClien
     assert "Open in Spotify" in body and "5 tracks" in body
     name = one_playlist(emulator)["name"]
     assert re.fullmatch(r"Current Rotation - \w+ \d{4}", name)
-    assert f"“{name}” is on Spotify" in body
+    assert f"“{name}” is on Spotify" in text_of(body)
     # Out of band: the form with a fresh key, and the list with the new playlist.
     assert '<form id="playlist-form"' in body
     new_key = key_from(body)
@@ -260,44 +267,119 @@ async def test_a_200_track_playlist_goes_in_chunks_in_order(client: httpx.AsyncC
     assert len(adds) == 2
 
 
+def assert_links_to_it(html: str, emulator, playlist_id: int) -> None:
+    """The answer links the one playlist there is: on Spotify and its page here."""
+    spotify_id = next(iter(one_playlist_ids(emulator)))
+    spotify_link = re.search(r'href="([^"]+)"[^>]*>Open in Spotify', html)
+    assert spotify_link and spotify_id in spotify_link.group(1)
+    assert f'href="{BASE_URL}/playlists/{playlist_id}">See its tracks</a>' in html
+
+
+def one_playlist_ids(emulator) -> list[str]:
+    assert len(emulator.playlists) == 1, emulator.playlists
+    return list(emulator.playlists)
+
+
+def creates_asked(emulator) -> int:
+    """How many times Spotify was asked to create a playlist."""
+    return sum(1 for method, path in emulator.requests
+               if method == "POST" and path == "/v1/me/playlists")
+
+
 async def test_the_same_form_twice_makes_one_playlist(client: httpx.AsyncClient, emulator,
                                                       form: Form) -> None:
     first = await client.post("/playlists", data=form.data(name="Once"))
     await client.get(first.headers["location"])  # the browser follows the redirect
-    # Back, and send the same form again.
+    # Back, and send the same form (the same one-time key) again.
     second = await client.post("/playlists", data=form.data(name="Once"))
     assert first.status_code == second.status_code == 303
     assert second.headers["location"] == first.headers["location"]
+    playlist_id = int(first.headers["location"].rsplit("=", 1)[1])
     assert len(emulator.playlists) == 1
     page = await client.get(second.headers["location"])
-    assert "That form was sent already" in page.text
+    assert ("Already created: that request made “Once” before, so no second playlist was "
+            "made.") in page.text
+    assert_links_to_it(page.text, emulator, playlist_id)
     again = await client.post("/playlists", data=form.data(name="Once"), headers=HX)
     assert again.status_code == 200
-    assert "“Once” is on Spotify" in again.text
-    assert len(emulator.playlists) == 1
+    assert again.text.startswith('<div id="playlist-result"')
+    assert "Already created: “Once” is on Spotify" in text_of(again.text)
+    assert "no second playlist was made" in again.text
+    assert_links_to_it(again.text, emulator, playlist_id)
+    assert len(emulator.playlists) == 1 and creates_asked(emulator) == 1
     assert (await client.get("/playlists")).text.count('class="playlist-item"') == 1
+    # The link works.
+    assert (await client.get(f"/playlists/{playlist_id}")).status_code == 200
 
 
-async def test_a_double_click_makes_one_playlist(client: httpx.AsyncClient, emulator,
-                                                 form: Form) -> None:
-    results = await asyncio.gather(*(client.post("/playlists", data=form.data(), headers=HX)
-                                     for _ in range(3)))
-    assert len(emulator.playlists) == 1
-    assert 201 in [r.status_code for r in results]
-    assert {r.status_code for r in results} <= {201, 200, 409}
+async def test_back_and_create_on_a_fetched_again_form_makes_one_playlist(
+        client: httpx.AsyncClient, emulator, form: Form) -> None:
+    first = await client.post("/playlists", data=form.data(name="Back", count="4"))
+    assert first.status_code == 303
+    playlist_id = int(first.headers["location"].rsplit("=", 1)[1])
+    # Back fetches the form again: a new key, the same choices.
+    fresh = Form((await client.get("/playlists")).text)
+    assert fresh.key != form.key
+    again = await client.post("/playlists", data=fresh.data(name="Back", count="4"))
+    assert again.status_code == 303 and again.headers["location"] == first.headers["location"]
+    page = await client.get(again.headers["location"])
+    assert "Already created: that request made “Back” before" in page.text
+    assert_links_to_it(page.text, emulator, playlist_id)
+    fresh = Form((await client.get("/playlists")).text)
+    fragment = await client.post("/playlists", data=fresh.data(name="Back", count="4"),
+                                 headers=HX)
+    assert fragment.status_code == 200
+    assert "Already created: “Back” is on Spotify" in text_of(fragment.text)
+    assert_links_to_it(fragment.text, emulator, playlist_id)
+    # The form it hands back has a new key, and still makes nothing twice.
+    assert key_from(fragment.text) != fresh.key
+    assert len(emulator.playlists) == 1 and creates_asked(emulator) == 1
+    # Asking for something else is a new playlist.
+    other = Form((await client.get("/playlists")).text)
+    assert (await client.post("/playlists", data=other.data(name="Back", count="3"))
+            ).status_code == 303
+    assert len(emulator.playlists) == 2
+
+
+@pytest.mark.parametrize("presses", [2, 3])
+@pytest.mark.parametrize("same_form", [True, False], ids=["same-form", "fresh-forms"])
+@pytest.mark.parametrize("headers", [HX, {}], ids=["htmx", "plain"])
+async def test_presses_at_once_make_one_playlist(client: httpx.AsyncClient, emulator,
+                                                 form: Form, presses: int, same_form: bool,
+                                                 headers: dict) -> None:
+    forms = [form] * presses if same_form else [
+        Form((await client.get("/playlists")).text) for _ in range(presses)]
+    results = await asyncio.gather(*(
+        client.post("/playlists", data=f.data(name="Pressed"), headers=headers) for f in forms))
+    assert len(emulator.playlists) == 1 and creates_asked(emulator) == 1
+    assert (await client.get("/playlists")).text.count('class="playlist-item"') == 1
+    if headers:
+        assert sorted(r.status_code for r in results) == [200] * (presses - 1) + [201]
+        for response in results:
+            assert "“Pressed” is on Spotify" in text_of(response.text)
+        assert sum("Already created" in r.text for r in results) == presses - 1
+    else:
+        assert {r.status_code for r in results} == {303}
+        assert len({r.headers["location"] for r in results}) == 1
 
 
 async def test_a_form_still_being_created_is_409(client: httpx.AsyncClient, app, emulator,
-                                                 form: Form) -> None:
+                                                 form: Form, monkeypatch) -> None:
+    # A request that never finishes (its process hangs): the repeat waits, then says so.
+    monkeypatch.setattr(workflow, "WAIT_SECONDS", 0.2)
     user_id = await db_run(app, _user_id, "demo")
-    await db_run(app, lambda conn: playlists.reserve(conn, user_id, form.key, name="Slow",
-                                                     source="current_rotation", year=None,
-                                                     track_ids=[]))
-    for headers, start in (({}, "<!doctype html>"), (HX, '<div id="playlist-result"')):
-        response = await client.post("/playlists", data=form.data(), headers=headers)
-        assert response.status_code == 409
-        assert response.text.startswith(start)
-        assert "already being created" in response.text
+    plan = await db_run(app, playlists.preview, user_id, playlists.Choice("current_rotation"))
+    await db_run(app, lambda conn: workflow.reserve(
+        conn, user_id, form.key, holder="stuck", name=plan.name, source="current_rotation",
+        year=None, track_ids=[t.track_id for t in plan.tracks],
+        request=workflow.request_of(playlists.Choice("current_rotation"), plan.name)))
+    fresh = Form((await client.get("/playlists")).text)
+    for data in (form.data(), fresh.data()):
+        for headers, start in (({}, "<!doctype html>"), (HX, '<div id="playlist-result"')):
+            response = await client.post("/playlists", data=data, headers=headers)
+            assert response.status_code == 409
+            assert response.text.startswith(start)
+            assert "already being created" in response.text
     assert emulator.playlists == {}
 
 
@@ -407,7 +489,7 @@ async def test_adding_fails_after_creation_then_retry_adds_the_rest(
     emulator.fail("/v1/playlists/", 500)
     page = await client.post("/playlists", data=form.data(count="20", name="Half"))
     assert page.status_code == 502
-    assert "“Half” was created on Spotify, but adding its tracks failed" in page.text
+    assert "“Half” was created on Spotify, but adding its tracks failed" in text_of(page.text)
     assert "0 of 20 tracks are on it" in page.text
     made = one_playlist(emulator)
     assert made["items"] == []
@@ -423,10 +505,10 @@ async def test_adding_fails_after_creation_then_retry_adds_the_rest(
     assert one_playlist(emulator)["items"] == expected
     done = await client.get(retried.headers["location"])
     assert "All 20 tracks are now on “Half”." in done.text
-    assert "“Half” is on Spotify" in done.text
+    assert "“Half” is on Spotify" in text_of(done.text)
     # Retrying a complete playlist adds nothing.
     again = await client.post(retry_url, data={"csrf_token": form.csrf}, headers=HX)
-    assert again.status_code == 200 and "“Half” is on Spotify" in again.text
+    assert again.status_code == 200 and "“Half” is on Spotify" in text_of(again.text)
     assert one_playlist(emulator)["items"] == expected
 
 
@@ -474,7 +556,7 @@ async def test_retry_while_another_request_adds_is_409(client: httpx.AsyncClient
     page = await client.post("/playlists", data=form.data(count="5"))
     playlist_id = int(re.search(r"/playlists/(\d+)/retry", page.text).group(1))
     user_id = await db_run(app, _user_id, "demo")
-    assert await db_run(app, playlists.claim, user_id, playlist_id)
+    assert await db_run(app, workflow.claim, user_id, playlist_id, "another request")
     for headers in ({}, HX):
         busy = await client.post(f"/playlists/{playlist_id}/retry",
                                  data={"csrf_token": form.csrf}, headers=headers)
@@ -516,7 +598,8 @@ async def test_detail_page_and_fragment(client: httpx.AsyncClient, emulator,
     playlist_id = await create(client, form, count="4", name="Four")
     page = await client.get(f"/playlists/{playlist_id}")
     assert page.status_code == 200
-    assert "<h1>Four</h1>" in page.text and "<title>Four · Playlists" in page.text
+    assert f'<h1><span class="pl-name-{playlist_id}">Four</span></h1>' in page.text
+    assert "<title>Four · Playlists" in page.text
     assert tracks_in(page.text) == one_playlist(emulator)["items"]
     assert "not on Spotify yet" not in page.text
     fragment = await client.get(f"/playlists/{playlist_id}", headers=HX)
@@ -633,6 +716,71 @@ async def test_delete_with_htmx(client: httpx.AsyncClient, emulator, form: Form)
     assert one_playlist(emulator)["followed"] is False
 
 
+def from_page(path: str) -> dict[str, str]:
+    """The headers of an HTMX request sent from the page at `path`."""
+    return {**HX, "HX-Current-URL": f"{BASE_URL}{path}"}
+
+
+async def test_rename_updates_the_title_and_headings_in_place(client: httpx.AsyncClient,
+                                                              emulator, form: Form) -> None:
+    playlist_id = await create(client, form, name="Old")
+    own = f"/playlists/{playlist_id}"
+    assert f'<h1><span class="pl-name-{playlist_id}">Old</span></h1>' in \
+        (await client.get(own)).text
+    response = await client.post(f"/playlists/{playlist_id}/rename",
+                                 data={"csrf_token": form.csrf, "name": "New & <b>"},
+                                 headers=from_page(own))
+    assert response.status_code == 200
+    assert response.text.startswith(f'<li id="playlist-{playlist_id}" class="playlist-item"')
+    # HTMX takes the tab title from the fragment; every heading naming it updates out of band.
+    title = "<title>New &amp; &lt;b&gt; · Playlists · Music Time Machine</title>"
+    assert title in response.text
+    assert (f'<span hx-swap-oob="innerHTML:.pl-name-{playlist_id}">New &amp; &lt;b&gt;</span>'
+            in response.text)
+    # They say what the page says when loaded afresh.
+    page = (await client.get(own)).text
+    assert title in page
+    assert f'<h1><span class="pl-name-{playlist_id}">New &amp; &lt;b&gt;</span></h1>' in page
+
+    # From the list: its title names no playlist and stays; the result card's heading follows.
+    listed = (await client.get(f"/playlists?created={playlist_id}")).text
+    assert f'“<span class="pl-name-{playlist_id}">New &amp; &lt;b&gt;</span>” is on' in listed
+    response = await client.post(f"/playlists/{playlist_id}/rename",
+                                 data={"csrf_token": form.csrf, "name": "Newer"},
+                                 headers=from_page("/playlists"))
+    assert response.status_code == 200 and "<title>" not in response.text
+    assert f'<span hx-swap-oob="innerHTML:.pl-name-{playlist_id}">Newer</span>' in response.text
+    assert one_playlist(emulator)["name"] == "Newer"
+
+
+async def test_delete_updates_the_title_and_headings_in_place(client: httpx.AsyncClient,
+                                                              emulator, form: Form) -> None:
+    playlist_id = await create(client, form, name="Doomed")
+    own = f"/playlists/{playlist_id}"
+    page = (await client.get(own)).text
+    assert '<section id="playlist-tracks"' in page and '<div id="playlist-head"' in page
+    response = await client.post(f"/playlists/{playlist_id}/delete",
+                                 data={"csrf_token": form.csrf, "confirm": "delete"},
+                                 headers=from_page(own))
+    assert response.status_code == 200
+    assert response.text.startswith(f'<li id="playlist-{playlist_id}"')
+    assert "<title>Deleted “Doomed” · Playlists · Music Time Machine</title>" in response.text
+    assert '<div id="playlist-head" class="page-head" hx-swap-oob="true">' in response.text
+    assert "<h1>Deleted “Doomed”</h1>" in response.text
+    assert 'hx-swap-oob="delete:#playlist-tracks"' in response.text
+    assert f'hx-swap-oob="delete:.pl-result-{playlist_id}"' in response.text
+    assert one_playlist(emulator)["followed"] is False
+
+    # From the list, only the result card about it goes.
+    other = await create(client, form, name="Also doomed")
+    response = await client.post(f"/playlists/{other}/delete",
+                                 data={"csrf_token": form.csrf, "confirm": "delete"},
+                                 headers=from_page("/playlists"))
+    assert response.status_code == 200
+    assert f'hx-swap-oob="delete:.pl-result-{other}"' in response.text
+    assert "<title>" not in response.text and "playlist-head" not in response.text
+
+
 async def test_delete_checks_the_confirmation(client: httpx.AsyncClient, emulator,
                                               form: Form) -> None:
     playlist_id = await create(client, form, name="Safe")
@@ -648,14 +796,19 @@ async def test_delete_checks_the_confirmation(client: httpx.AsyncClient, emulato
 async def test_delete_when_spotify_fails(client: httpx.AsyncClient, emulator,
                                          form: Form) -> None:
     playlist_id = await create(client, form, name="Stays")
-    emulator.fail("/v1/me/library", 503, times=3)
-    response = await client.post(f"/playlists/{playlist_id}/delete",
-                                 data={"csrf_token": form.csrf, "confirm": "delete"},
-                                 headers=HX)
-    assert response.status_code == 502
-    assert "Spotify did not delete it" in response.text and "Delete “Stays”?" in response.text
-    assert one_playlist(emulator)["followed"] is True
-    assert "Stays</a>" in (await client.get("/playlists")).text
+    for headers, start in (({}, "<!doctype html>"), (HX, f'<li id="playlist-{playlist_id}"')):
+        emulator.fail("/v1/me/library", 503, times=3)
+        response = await client.post(f"/playlists/{playlist_id}/delete",
+                                     data={"csrf_token": form.csrf, "confirm": "delete"},
+                                     headers=headers)
+        assert response.status_code == 502
+        assert response.text.startswith(start)
+        assert "Spotify did not delete it" in response.text
+        assert "Delete “Stays”?" in response.text
+        # Never dropped from the list while it is still on Spotify.
+        assert one_playlist(emulator)["followed"] is True
+        assert "Stays</a>" in (await client.get("/playlists")).text
+        assert (await client.get(f"/playlists/{playlist_id}")).status_code == 200
 
 
 async def test_delete_of_a_playlist_spotify_no_longer_has(client: httpx.AsyncClient, emulator,
@@ -709,7 +862,7 @@ async def test_a_playlist_deleted_while_its_tracks_are_added(client: httpx.Async
     async def delete_meanwhile(token, playlist_id, uris):
         await original(token, playlist_id, uris)
         mine = await db_run(app, playlists.list_playlists, user_id)
-        await db_run(app, playlists.mark_deleted, user_id, mine[0].id)
+        await db_run(app, workflow.mark_deleted, user_id, mine[0].id)
 
     monkeypatch.setattr(spotify, "add_items", delete_meanwhile)
     response = await client.post("/playlists", data=form.data(count="3"), headers=HX)

@@ -21,7 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mtm import db as database
-from mtm import exports, history, identity, preferences, sync, users
+from mtm import exports, history, identity, leases, preferences, sync, users
 from mtm.db import transaction
 
 KINDS = ("manual", "auto")
@@ -36,6 +36,9 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 # imports after the plays that point at them).
 _CLEARED_TABLES = ("top_snapshots", "sync_runs", "playlists")
 _CLEARED_AFTER_PLAYS = ("imports",)
+# Why the automatic backups before the two actions that delete a whole history were taken.
+CLEAR_REASON = "before clearing all data"
+DISCONNECT_REASON = "before disconnecting and deleting the history"
 
 
 class BackupError(Exception):
@@ -108,12 +111,15 @@ class DataCounts:
     last_played: int | None
     short_streams: int = 0
     imports: int = 0
+    # Records of playlists the Playlists page no longer lists (deleted from Spotify here,
+    # or never made there); `playlists` counts only the listed ones. Clearing removes both.
+    unlisted_playlists: int = 0
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to delete."""
         return not (self.plays or self.short_streams or self.snapshots or self.sync_runs
-                    or self.playlists or self.imports)
+                    or self.playlists or self.unlisted_playlists or self.imports)
 
     def period(self, timezone: str) -> str:
         """The dates of the first and the last play, on the user's calendar."""
@@ -254,9 +260,23 @@ def data_counts(conn: sqlite3.Connection, user_id: int) -> DataCounts:
         days=one("SELECT count(*) FROM listening_days WHERE user_id = ?"),
         snapshots=one("SELECT count(DISTINCT taken_on) FROM top_snapshots WHERE user_id = ?"),
         sync_runs=one("SELECT count(*) FROM sync_runs WHERE user_id = ?"),
-        playlists=one("SELECT count(*) FROM playlists WHERE user_id = ?"),
+        # Listed as mtm.playlists.list_playlists lists them: made on Spotify, not deleted.
+        playlists=one("SELECT count(*) FROM playlists WHERE user_id = ? "
+                      "AND deleted_at IS NULL AND spotify_id IS NOT NULL"),
+        unlisted_playlists=one("SELECT count(*) FROM playlists WHERE user_id = ? "
+                               "AND (deleted_at IS NOT NULL OR spotify_id IS NULL)"),
         first_played=first, last_played=last, short_streams=streams - plays,
         imports=one("SELECT count(*) FROM imports WHERE user_id = ?"))
+
+
+def last_cleared(conn: sqlite3.Connection, user_id: int) -> int | None:
+    """When the user last cleared (or deleted on disconnecting) their whole history, if ever.
+
+    Read from the automatic backup each of those takes first; None once that is deleted.
+    """
+    return conn.execute("SELECT max(created_at) FROM backups WHERE user_id = ? AND kind = 'auto' "
+                        "AND reason IN (?, ?)",
+                        (user_id, CLEAR_REASON, DISCONNECT_REASON)).fetchone()[0]
 
 
 def _tables(conn: sqlite3.Connection, schema: str = "main") -> set[str]:
@@ -301,20 +321,20 @@ def clear_data(conn: sqlite3.Connection, user_id: int) -> DataCounts:
 def syncs_paused(conn: sqlite3.Connection, user_id: int) -> Iterator[None]:
     """Hold the user's sync lease, so no sync writes while a destructive action runs."""
     holder = f"settings:{uuid.uuid4().hex[:12]}"
-    if not sync.acquire_lease(conn, user_id, holder, int(time.time()), ttl=LEASE_SECONDS):
+    if not leases.acquire(conn, user_id, sync.LEASE, holder, ttl=LEASE_SECONDS):
         raise SyncInProgress("A sync of your account is running right now. Nothing was "
                              "changed; please try again in a few seconds.")
     try:
         yield
     finally:
-        sync.release_lease(conn, user_id, holder)
+        leases.release(conn, user_id, sync.LEASE, holder)
 
 
 def clear_with_backup(conn: sqlite3.Connection, root: Path, user_id: int
                       ) -> tuple[DataCounts, Backup]:
     """Take an automatic backup, then clear all data; (what was deleted, the backup)."""
     with syncs_paused(conn, user_id):
-        backup = create_backup(conn, root, user_id, "auto", "before clearing all data")
+        backup = create_backup(conn, root, user_id, "auto", CLEAR_REASON)
         counts = clear_data(conn, user_id)
         prune(conn, root, user_id, protect={backup.id})
     return counts, backup
@@ -326,8 +346,7 @@ def disconnect(conn: sqlite3.Connection, root: Path, user_id: int, *, delete_his
     backup = None
     if delete_history:
         with syncs_paused(conn, user_id):
-            backup = create_backup(conn, root, user_id, "auto",
-                                   "before disconnecting and deleting the history")
+            backup = create_backup(conn, root, user_id, "auto", DISCONNECT_REASON)
             clear_data(conn, user_id)
             users.forget_tokens(conn, user_id)
             prune(conn, root, user_id, protect={backup.id})

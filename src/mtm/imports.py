@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 
-from mtm import backups, connection, enrich, history, importer, jobs, sync, uploads, users
+from mtm import backups, connection, enrich, history, importer, jobs, leases, sync, uploads, users
 from mtm.db import transaction
 from mtm.importer import Report
 from mtm.jobs import JobContext, JobError
@@ -257,7 +257,7 @@ async def preview_job(ctx: JobContext) -> dict[str, Any]:
 
 async def _take_lease(ctx: JobContext, holder: str) -> None:
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
-    while not await ctx.db.run(sync.acquire_lease, ctx.job.user_id, holder, int(time.time()),
+    while not await ctx.db.run(leases.acquire, ctx.job.user_id, sync.LEASE, holder,
                                ttl=LEASE_SECONDS):
         if time.monotonic() > deadline:
             raise JobError("A sync or another change to your data has been running for a "
@@ -295,7 +295,7 @@ async def import_job(ctx: JobContext) -> dict[str, Any]:
                        "left as it was). Free some space and run the import again.",
                        retryable=True) from None
     finally:
-        await ctx.db.run(sync.release_lease, user_id, holder)
+        await ctx.db.run(leases.release, user_id, sync.LEASE, holder)
     if files.upload is not None:
         files.upload.remove()
     if outcome.report.stored:
@@ -321,7 +321,7 @@ async def undo_job(ctx: JobContext) -> dict[str, Any]:
             raise JobError("There is no such import among yours.") from None
         await ctx.db.run(backups.prune, settings.backups_dir, user_id)
     finally:
-        await ctx.db.run(sync.release_lease, user_id, holder)
+        await ctx.db.run(leases.release, user_id, sync.LEASE, holder)
     return {"import_id": import_id, "removed": removed}
 
 

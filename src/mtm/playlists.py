@@ -1,12 +1,11 @@
-"""Playlists made from the user's own plays: the sources, their queries, and the records of
-what was made on Spotify.
+"""Playlists made from the user's own plays: the sources, their queries, the preview, and
+reading the records of what was made on Spotify.
 
 Every source reads only the signed-in user's plays (or their rollups), returns each track at
 most once and only tracks with a Spotify id, since only those can be added to a playlist.
-A playlist row is reserved by the form's idempotency key before Spotify is called, so a
-double click or a resubmitted form finds the first attempt instead of making a second
-playlist; `playlist_tracks` keeps the chosen tracks in order and `tracks_added` how many of
-them are on Spotify, so adding can be retried without creating the playlist again.
+Making a playlist on Spotify (reserving it, adding its tracks, retrying, renaming, deleting)
+is in mtm.playlist_workflow; `playlist_tracks` keeps the chosen tracks in order and
+`tracks_added` how many of them are on Spotify.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mtm import users
-from mtm.db import transaction
 from mtm.identity import PLAY_MS
 from mtm.stats import local_midnight, months_before
 
@@ -34,10 +32,7 @@ GEM_MIN_PLAYS = 3
 GEM_QUIET_MONTHS = 6
 DISCOVERY_DAYS = 30
 ROTATION_DAYS = 28
-# How long a request may hold a playlist while it talks to Spotify; a crashed one lets go then.
-LEASE_SECONDS = 120
 HISTORY_LIMIT = 100
-SPOTIFY_URL = "https://open.spotify.com/playlist/"
 _KEY = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SQLITE_MAX = 2**63 - 1
@@ -133,7 +128,6 @@ class Playlist:
     last_error: str | None
     created_at: int
     created_on: date
-    lease_until: int
     deleted: bool
 
     @property
@@ -168,14 +162,6 @@ class PlaylistTrack:
     artist: str
     spotify_id: str
     added: bool
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """The outcome of reserving a key: `reserved` (go ahead), `busy`, `exists` or `deleted`."""
-
-    outcome: str
-    playlist: Playlist
 
 
 @dataclass(frozen=True)
@@ -468,31 +454,29 @@ def overview(conn: sqlite3.Connection, user_id: int, choice: Choice | None, *,
 
 # --- records ----------------------------------------------------------------------------
 
-_COLUMNS = ("id, name, source, year, spotify_id, url, track_count, tracks_added, last_error, "
-            "created_at, lease_until, deleted_at")
+# The columns playlist_of reads, in its order.
+COLUMNS = ("id, name, source, year, spotify_id, url, track_count, tracks_added, last_error, "
+           "created_at, deleted_at")
 
 
-def _playlist(row: sqlite3.Row, zone: ZoneInfo) -> Playlist:
+def user_zone(conn: sqlite3.Connection, user_id: int) -> ZoneInfo:
+    """The user's time zone, in which a playlist's date is shown."""
+    return _zone(conn, user_id)[1]
+
+
+def playlist_of(row: sqlite3.Row, zone: ZoneInfo) -> Playlist:
+    """A playlists row (selected with COLUMNS) as a Playlist, its date in `zone`."""
     return Playlist(row["id"], row["name"], row["source"], row["year"], row["spotify_id"],
                     row["url"], row["track_count"], row["tracks_added"], row["last_error"],
                     row["created_at"], datetime.fromtimestamp(row["created_at"], zone).date(),
-                    row["lease_until"], row["deleted_at"] is not None)
-
-
-def spotify_url(created: Mapping, spotify_id: str) -> str:
-    """The playlist's web address from Spotify's answer, or made from its id."""
-    url = (created.get("external_urls") or {}).get("spotify")
-    # Only Spotify's own https address is ever put in a link.
-    if isinstance(url, str) and url.startswith(SPOTIFY_URL):
-        return url
-    return SPOTIFY_URL + spotify_id
+                    row["deleted_at"] is not None)
 
 
 def find_by_key(conn: sqlite3.Connection, user_id: int, key: str) -> Playlist | None:
     """The playlist a form's idempotency key reserved, whatever its state."""
-    row = conn.execute(f"SELECT {_COLUMNS} FROM playlists WHERE user_id = ? "
+    row = conn.execute(f"SELECT {COLUMNS} FROM playlists WHERE user_id = ? "
                        "AND idempotency_key = ?", (user_id, key)).fetchone()
-    return _playlist(row, _zone(conn, user_id)[1]) if row else None
+    return playlist_of(row, user_zone(conn, user_id)) if row else None
 
 
 def get_playlist(conn: sqlite3.Connection, user_id: int, playlist_id: int) -> Playlist | None:
@@ -500,17 +484,17 @@ def get_playlist(conn: sqlite3.Connection, user_id: int, playlist_id: int) -> Pl
     if not 0 < playlist_id <= _SQLITE_MAX:
         return None
     row = conn.execute(
-        f"SELECT {_COLUMNS} FROM playlists WHERE id = ? AND user_id = ? "
+        f"SELECT {COLUMNS} FROM playlists WHERE id = ? AND user_id = ? "
         "AND deleted_at IS NULL AND spotify_id IS NOT NULL", (playlist_id, user_id)).fetchone()
-    return _playlist(row, _zone(conn, user_id)[1]) if row else None
+    return playlist_of(row, user_zone(conn, user_id)) if row else None
 
 
 def list_playlists(conn: sqlite3.Connection, user_id: int, limit: int = HISTORY_LIMIT
                    ) -> list[Playlist]:
     """The user's playlists on Spotify, newest first."""
-    zone = _zone(conn, user_id)[1]
-    return [_playlist(row, zone) for row in conn.execute(
-        f"SELECT {_COLUMNS} FROM playlists WHERE user_id = ? AND deleted_at IS NULL "
+    zone = user_zone(conn, user_id)
+    return [playlist_of(row, zone) for row in conn.execute(
+        f"SELECT {COLUMNS} FROM playlists WHERE user_id = ? AND deleted_at IS NULL "
         "AND spotify_id IS NOT NULL ORDER BY created_at DESC, id DESC LIMIT ?",
         (user_id, limit))]
 
@@ -525,108 +509,3 @@ def playlist_tracks(conn: sqlite3.Connection, user_id: int, playlist_id: int
                    JOIN tracks t ON t.id = pt.track_id JOIN artists a ON a.id = t.artist_id
                    WHERE p.id = ? AND p.user_id = ? ORDER BY pt.position""",
                 (playlist_id, user_id))]
-
-
-def reserve(conn: sqlite3.Connection, user_id: int, key: str, *, name: str, source: str,
-            year: int | None, track_ids: list[int], now: int | None = None) -> Reservation:
-    """Claim `key` for a new playlist before Spotify is called; one key, one playlist."""
-    now = _now(now)
-    with transaction(conn):
-        row = conn.execute(
-            """INSERT INTO playlists (user_id, name, source, year, track_count, idempotency_key,
-                                      lease_until, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id""",
-            (user_id, name, source, year, len(track_ids), key, now + LEASE_SECONDS, now, now)
-        ).fetchone()
-        if row is None:
-            existing = find_by_key(conn, user_id, key)
-            assert existing is not None
-            if existing.deleted:
-                return Reservation("deleted", existing)
-            if existing.created:
-                return Reservation("exists", existing)
-            if existing.lease_until > now:
-                return Reservation("busy", existing)
-            # An earlier attempt with this form failed before Spotify made anything: redo it.
-            conn.execute(
-                """UPDATE playlists SET name = ?, source = ?, year = ?, track_count = ?,
-                       tracks_added = 0, lease_until = ?, last_error = NULL, created_at = ?,
-                       updated_at = ? WHERE id = ?""",
-                (name, source, year, len(track_ids), now + LEASE_SECONDS, now, now, existing.id))
-            conn.execute("DELETE FROM playlist_tracks WHERE playlist_id = ?", (existing.id,))
-            playlist_id = existing.id
-        else:
-            playlist_id = row[0]
-        conn.executemany(
-            "INSERT INTO playlist_tracks (playlist_id, position, track_id) VALUES (?, ?, ?)",
-            [(playlist_id, position, track_id) for position, track_id in enumerate(track_ids)])
-        reserved = find_by_key(conn, user_id, key)
-    assert reserved is not None
-    return Reservation("reserved", reserved)
-
-
-def mark_created(conn: sqlite3.Connection, playlist_id: int, spotify_id: str, url: str,
-                 now: int | None = None) -> None:
-    """Record the Spotify playlist made for a reservation."""
-    with transaction(conn):
-        conn.execute("UPDATE playlists SET spotify_id = ?, url = ?, last_error = NULL, "
-                     "updated_at = ? WHERE id = ?", (spotify_id, url, _now(now), playlist_id))
-
-
-def claim(conn: sqlite3.Connection, user_id: int, playlist_id: int, now: int | None = None
-          ) -> bool:
-    """Take a created playlist for adding tracks; False while another request holds it."""
-    now = _now(now)
-    with transaction(conn):
-        return conn.execute(
-            "UPDATE playlists SET lease_until = ? WHERE id = ? AND user_id = ? "
-            "AND deleted_at IS NULL AND spotify_id IS NOT NULL AND lease_until <= ?",
-            (now + LEASE_SECONDS, playlist_id, user_id, now)).rowcount == 1
-
-
-def release(conn: sqlite3.Connection, playlist_id: int, error: str | None = None,
-            now: int | None = None) -> None:
-    """Let go of a playlist; with `error`, remember why the attempt failed."""
-    with transaction(conn):
-        conn.execute("UPDATE playlists SET lease_until = 0, updated_at = ?, "
-                     "last_error = coalesce(?, last_error) WHERE id = ?",
-                     (_now(now), error, playlist_id))
-
-
-def pending_uris(conn: sqlite3.Connection, playlist_id: int) -> list[str]:
-    """The chosen tracks not on Spotify yet, in playlist order."""
-    return [row[0] for row in conn.execute(
-        """SELECT 'spotify:track:' || t.spotify_id FROM playlists p
-           JOIN playlist_tracks pt ON pt.playlist_id = p.id AND pt.position >= p.tracks_added
-           JOIN tracks t ON t.id = pt.track_id
-           WHERE p.id = ? ORDER BY pt.position""", (playlist_id,))]
-
-
-def record_added(conn: sqlite3.Connection, playlist_id: int, count: int,
-                 now: int | None = None) -> None:
-    """Count `count` more tracks as added (right after Spotify accepted them)."""
-    with transaction(conn):
-        conn.execute("UPDATE playlists SET tracks_added = min(track_count, tracks_added + ?), "
-                     "last_error = NULL, updated_at = ? WHERE id = ?",
-                     (count, _now(now), playlist_id))
-
-
-def rename(conn: sqlite3.Connection, user_id: int, playlist_id: int, name: str,
-           now: int | None = None) -> Playlist | None:
-    """Store a playlist's new name (after Spotify renamed it)."""
-    with transaction(conn):
-        conn.execute("UPDATE playlists SET name = ?, updated_at = ? WHERE id = ? AND user_id = ?",
-                     (name, _now(now), playlist_id, user_id))
-    return get_playlist(conn, user_id, playlist_id)
-
-
-def mark_deleted(conn: sqlite3.Connection, user_id: int, playlist_id: int,
-                 now: int | None = None) -> bool:
-    """Hide a playlist that was unfollowed on Spotify; its key stays used."""
-    now = _now(now)
-    with transaction(conn):
-        return conn.execute(
-            "UPDATE playlists SET deleted_at = ?, updated_at = ?, lease_until = 0 "
-            "WHERE id = ? AND user_id = ? AND deleted_at IS NULL",
-            (now, now, playlist_id, user_id)).rowcount == 1

@@ -79,7 +79,8 @@ def test_preview_and_create_with_javascript(signed_in_page: Page, live_data_dir:
     result = page.locator("#playlist-result .result-ok")
     expect(result).to_contain_text(f"“{name}” is on Spotify")
     expect(result.get_by_role("link", name="Open in Spotify")).to_have_attribute(
-        "href", re.compile(r"^https://open\.spotify\.com/playlist/\w+$"))
+        # Demo mode: the emulator's own page (open.spotify.com has never heard of the id).
+        "href", re.compile(r"^/emulator/open/playlist/\w+$"))
     assert page.evaluate("() => window.__marker") == 1, "the page was reloaded"
     assert page.url.endswith("/playlists")
     # The list gained the playlist, its name shown as text.
@@ -143,11 +144,11 @@ def test_create_disables_the_button_and_a_second_click_changes_nothing(
 
     page.route(re.compile(r".*/playlists$"), slow)
     button = page.get_by_role("button", name="Create on Spotify")
-    indicator = "() => getComputedStyle(document.querySelector('#playlist-creating')).opacity"
-    assert page.evaluate(indicator) == "0"
+    indicator = page.locator("#playlist-creating")
+    expect(indicator).to_be_hidden()
     button.click()
     expect(button).to_be_disabled()
-    page.wait_for_function(f"() => ({indicator})() === '1'")
+    expect(indicator).to_be_visible()
     button.click(force=True)
     expect(page.locator("#playlist-result .result-ok")).to_contain_text(name)
     expect(button).to_be_enabled()
@@ -159,6 +160,135 @@ def test_create_disables_the_button_and_a_second_click_changes_nothing(
     if live_data_dir is not None:
         assert len(emulator_playlist(live_data_dir, name)) == 1
         assert len(emulator_playlist(live_data_dir, second)) == 1
+
+
+def _press_repeatedly(page: Page, times: int) -> None:
+    """Press Create `times` times, 150 ms apart, wherever the button is (a real double click
+    does not wait for the button to be enabled again)."""
+    button = page.locator("#playlist-create")
+    button.scroll_into_view_if_needed()
+    box = button.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    for press in range(times):
+        if press:
+            page.wait_for_timeout(150)
+        page.mouse.click(x, y)
+
+
+@pytest.mark.parametrize("presses", [2, 3])
+def test_double_and_triple_clicks_make_one_playlist(signed_in_page: Page,
+                                                    live_data_dir: Path | None,
+                                                    presses: int) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.goto("/playlists")
+    set_count(page, 3)
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(3)
+    name = unique(f"Pressed {presses}x")
+    page.fill("#playlist-name", name)
+    answers = []
+    page.on("response", lambda r: answers.append(r) if r.request.method == "POST"
+            and r.url.endswith("/playlists") else None)
+    _press_repeatedly(page, presses)
+    result = page.locator("#playlist-result .result-card")
+    expect(result).to_contain_text(f"“{name}” is on Spotify")
+    page.wait_for_load_state("networkidle")
+    # A press while a request is in flight hits a disabled button; one after it is answered
+    # with the playlist already made.
+    assert 1 <= len(answers) <= presses
+    assert answers[0].status == 201
+    for repeat in answers[1:]:
+        assert repeat.status == 200 and "Already created" in repeat.text()
+    if len(answers) > 1:
+        expect(result).to_contain_text(f"Already created: “{name}” is on Spotify")
+        expect(result).to_contain_text("no second playlist was made")
+    expect(page.locator("#playlist-history .playlist-name").filter(has_text=name)).to_have_count(1)
+    if live_data_dir is not None:
+        assert len(emulator_playlist(live_data_dir, name)) == 1
+    # The link leads to the one playlist.
+    with page.expect_navigation():
+        result.get_by_role("link", name="See its tracks").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+    expect(page.locator("#playlist-tracks li[data-track]")).to_have_count(3)
+    errors.assert_none()
+
+
+def test_create_back_create_without_javascript(nojs_page: Page,
+                                               live_data_dir: Path | None) -> None:
+    page = nojs_page
+    page.goto("/playlists")
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    page.fill("#playlist-count", "2")
+    name = unique("Back and again")
+    page.fill("#playlist-name", name)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create on Spotify").click()
+    expect(page.locator(".flash-success")).to_have_text(
+        f"Created “{name}” on Spotify with 2 tracks.")
+    created_url = page.url
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/playlists$"))
+    # Whether the browser kept the old form or fetched a new one, the choices are the same.
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    page.fill("#playlist-count", "2")
+    page.fill("#playlist-name", name)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create on Spotify").click()
+    assert page.url == created_url
+    expect(page.locator(".flash-info")).to_have_text(
+        f"Already created: that request made “{name}” before, so no second playlist was made.")
+    result = page.locator("#playlist-result .result-ok")
+    expect(result).to_contain_text(f"“{name}” is on Spotify")
+    expect(page.locator("#playlist-history .playlist-name").filter(has_text=name)).to_have_count(1)
+    if live_data_dir is not None:
+        assert len(emulator_playlist(live_data_dir, name)) == 1
+    with page.expect_navigation():
+        result.get_by_role("link", name="See its tracks").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(name)
+
+
+def test_rename_and_delete_on_its_page_update_title_and_heading(signed_in_page: Page) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    page.goto("/playlists")
+    set_count(page, 2)
+    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(2)
+    name = unique("Own page")
+    page.fill("#playlist-name", name)
+    page.get_by_role("button", name="Create on Spotify").click()
+    result = page.locator("#playlist-result .result-ok")
+    expect(result).to_contain_text(f"“{name}” is on Spotify")
+
+    # On the list, renaming updates the result card's heading too.
+    page.locator("#playlist-history .playlist-item").first.get_by_role(
+        "link", name="Rename", exact=True).click()
+    listed = unique("Listed")
+    page.get_by_label(f"New name for “{name}”").fill(listed)
+    page.locator(".playlist-editing").get_by_role("button", name="Rename", exact=True).click()
+    expect(result.get_by_role("heading")).to_have_text(f"“{listed}” is on Spotify")
+    assert page.title() == "Playlists · Music Time Machine"
+
+    with page.expect_navigation():
+        result.get_by_role("link", name="See its tracks").click()
+    expect(page).to_have_title(f"{listed} · Playlists · Music Time Machine")
+    page.evaluate("() => { window.__marker = 1 }")
+    page.locator(".playlist-item").get_by_role("link", name="Rename", exact=True).click()
+    renamed = unique("On its page <i>")
+    page.get_by_label(f"New name for “{listed}”").fill(renamed)
+    page.locator(".playlist-editing").get_by_role("button", name="Rename", exact=True).click()
+    expect(page.locator(".playlist-item .playlist-name")).to_have_text(renamed)
+    expect(page.get_by_role("heading", level=1)).to_have_text(renamed)
+    expect(page).to_have_title(f"{renamed} · Playlists · Music Time Machine")
+
+    page.locator(".playlist-item").get_by_role("link", name="Delete", exact=True).click()
+    page.locator(".playlist-confirm").get_by_role("button", name="Delete playlist").click()
+    expect(page.locator(".playlist-gone")).to_have_text(f"Deleted “{renamed}”.")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Deleted “{renamed}”")
+    expect(page).to_have_title(f"Deleted “{renamed}” · Playlists · Music Time Machine")
+    expect(page.locator("#playlist-tracks")).to_have_count(0)
+    assert page.evaluate("() => window.__marker") == 1, "the page was reloaded"
+    errors.assert_none()
 
 
 def test_rename_and_delete_with_javascript(signed_in_page: Page,

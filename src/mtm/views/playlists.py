@@ -1,27 +1,30 @@
-"""The Playlists page: preview a source, create it on Spotify, retry, rename and delete."""
+"""The Playlists page: preview a source, create it on Spotify, retry, rename and delete.
+
+The handlers parse the form, call one function of mtm.playlist_workflow and show its outcome.
+"""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette_wtf import csrf_protect
 
-from mtm import accounts, connection, playlists
+from mtm import playlist_workflow as workflow
+from mtm import playlists
+from mtm.playlist_workflow import Status
 from mtm.playlists import Choice, Playlist
 from mtm.rendering import redirect, redirect_after_post, render
 from mtm.session import current_user, login_required
-from mtm.spotify.client import ADD_ITEMS_CHUNK, Forbidden, NotFound, SpotifyError
 from mtm.views.errors import error_response
 
-log = logging.getLogger("mtm.playlists")
 FIELDS = ("source", "year", "count", "name")
 NOT_YOURS = "There is no such playlist among yours."
 # Deleting now goes through the library (DELETE /me/library), which needs a permission that
@@ -54,7 +57,7 @@ async def _page(request: Request, user_id: int, *, values: dict[str, str],
                 choice: Choice | None, fragment: str, status_code: int = 200,
                 errors: dict[str, str] | None = None, key: str | None = None,
                 years: list[int] | None = None, result: Playlist | None = None,
-                notice: Notice | None = None, oob: bool = False,
+                notice: Notice | None = None, oob: bool = False, already: bool = False,
                 data: playlists.Overview | None = None) -> Response:
     """The Playlists page, or one of its fragments for HTMX, with everything it shows."""
     if data is None:
@@ -63,8 +66,8 @@ async def _page(request: Request, user_id: int, *, values: dict[str, str],
     context = {
         "sources": list(playlists.SOURCES.values()), "years": data.years, "values": values,
         "errors": errors or {}, "key": key or _new_key(), "preview": data.preview,
-        "result": result, "notice": notice, "playlists": data.playlists, "oob": oob,
-        "max_count": playlists.MAX_COUNT, "name_max": playlists.NAME_MAX,
+        "result": result, "already": already, "notice": notice, "playlists": data.playlists,
+        "oob": oob, "max_count": playlists.MAX_COUNT, "name_max": playlists.NAME_MAX,
     }
     return render(request, "playlists", fragment, context, status_code=status_code)
 
@@ -123,12 +126,11 @@ async def preview_form(request: Request) -> Response:
 @login_required
 @csrf_protect
 async def create(request: Request) -> Response:
-    """Create the chosen playlist on Spotify, once per form, and add its tracks."""
+    """Create the chosen playlist on Spotify, once per form and per request, with its tracks."""
     user = await current_user(request)
     services = request.app.state.services
-    db, spotify = services.db, services.spotify
     form = await request.form()
-    years = await db.run(playlists.years_with_plays, user.id)
+    years = await services.db.run(playlists.years_with_plays, user.id)
     choice, values, errors = playlists.parse_choice({n: _field(form, n) for n in FIELDS}, years)
     key = _field(form, "idempotency_key")
     if not playlists.valid_key(key):
@@ -139,81 +141,61 @@ async def create(request: Request) -> Response:
         return await _page(request, user.id, values=values, choice=choice, years=years,
                            fragment="playlist_form", errors=errors, key=key,
                            status_code=422)
-    earlier = await db.run(playlists.find_by_key, user.id, key)
-    if earlier is not None and (earlier.created or earlier.deleted):
-        return await _replay(request, user.id, earlier, choice, values, key)
-    plan = await db.run(playlists.preview, user.id, choice)
-    if not plan.tracks:
-        return await _page(request, user.id, values=values, choice=choice, years=years,
-                           fragment="playlist_result", key=key, status_code=404,
-                           notice=_no_tracks(plan, years))
-    reservation = await db.run(playlists.reserve, user.id, key, name=plan.name,
-                               source=choice.source, year=choice.year,
-                               track_ids=[t.track_id for t in plan.tracks])
-    if reservation.outcome != "reserved":
-        return await _replay(request, user.id, reservation.playlist, choice, values, key)
-    playlist = reservation.playlist
-    try:
-        created = await accounts.with_token(
-            db, spotify, user.id, lambda token: spotify.create_playlist(
-                token, plan.name, description=playlists.description(choice.source),
-                public=False))
-        spotify_id = created.get("id")
-        if not isinstance(spotify_id, str) or not spotify_id:
-            raise SpotifyError("Spotify sent an incomplete answer; try again.",
-                               detail="create playlist answer without an id")
-    except SpotifyError as exc:
-        log.warning("creating playlist %s failed: %s %s", playlist.id, exc.message, exc.detail)
-        await db.run(playlists.release, playlist.id, exc.message)
-        return await _page(request, user.id, values=values, choice=choice, years=years,
-                           fragment="playlist_result", key=key, status_code=exc.status,
-                           notice=Notice("Spotify did not create the playlist", exc.message,
-                                         "Nothing was created on Spotify. This form is still "
-                                         "good: press Create again when Spotify is back."))
-    await db.run(playlists.mark_created, playlist.id, spotify_id,
-                 playlists.spotify_url(created, spotify_id))
-    done, error = await _add_missing(request, user.id, playlist.id, spotify_id)
-    return await _outcome(request, user.id, done, error, choice=choice, values=values,
+    outcome = await workflow.create(services.db, services.spotify, user.id, key, choice)
+    page = partial(_page, request, user.id, values=values, choice=choice, years=years,
+                   fragment="playlist_result")
+    status, playlist = outcome.status, outcome.playlist
+    if status is Status.NO_TRACKS:
+        assert outcome.preview is not None
+        return await page(key=key, status_code=404, notice=_no_tracks(outcome.preview, years))
+    if status is Status.NOT_CREATED:
+        assert outcome.error is not None
+        return await page(key=key, status_code=outcome.error.status, notice=Notice(
+            "Spotify did not create the playlist", outcome.error.message,
+            "Nothing was created on Spotify. This form is still good: press Create again "
+            "when Spotify is back."))
+    if status is Status.BUSY:
+        return await page(key=key, status_code=409, notice=Notice(
+            "This playlist is already being created",
+            "An earlier press of Create is still talking to Spotify.",
+            "Wait a moment, then reload the page to see it in your playlists.", tone="warning"))
+    if status is Status.USED:
+        assert playlist is not None
+        # oob: the form gets a new key, with which Create makes a new playlist.
+        return await page(oob=True, status_code=409, notice=Notice(
+            "This form was used already",
+            f"It made “{playlist.name}”, which you have since deleted.",
+            "The form now has a new key: press Create again to make a new playlist."))
+    if status is Status.ALREADY:
+        assert playlist is not None
+        if plain := redirect_after_post(
+                request, _created_url(request, playlist),
+                f"Already created: that request made “{playlist.name}” before, so no second "
+                "playlist was made.", "info"):
+            return plain
+        return await page(result=playlist, already=True, oob=True)
+    return await _outcome(request, user.id, outcome, values=values, choice=choice,
+                          message=f"Created “{playlist.name}” on Spotify with "
+                                  f"{_tracks(playlist.track_count)}." if playlist else "",
                           status_code=201)
 
 
-async def _add_missing(request: Request, user_id: int, playlist_id: int, spotify_id: str
-                       ) -> tuple[Playlist | None, SpotifyError | None]:
-    """Add the tracks not on Spotify yet, 100 a call, counting each call that succeeds."""
-    services = request.app.state.services
-    db, spotify = services.db, services.spotify
-    error = None
-    try:
-        uris = await db.run(playlists.pending_uris, playlist_id)
-        for start in range(0, len(uris), ADD_ITEMS_CHUNK):
-            chunk = uris[start:start + ADD_ITEMS_CHUNK]
-            await accounts.with_token(db, spotify, user_id,
-                                      lambda token, chunk=chunk: spotify.add_items(
-                                          token, spotify_id, chunk))
-            await db.run(playlists.record_added, playlist_id, len(chunk))
-    except SpotifyError as exc:
-        log.warning("adding tracks to playlist %s failed: %s %s", playlist_id, exc.message,
-                    exc.detail)
-        error = exc
-    finally:
-        await db.run(playlists.release, playlist_id, error.message if error else None)
-    # None when the playlist was deleted (from another tab) while its tracks were added.
-    return await db.run(playlists.get_playlist, user_id, playlist_id), error
+def _tracks(n: int) -> str:
+    return f"{n} track{'s' if n != 1 else ''}"
 
 
-async def _outcome(request: Request, user_id: int, playlist: Playlist | None,
-                   error: SpotifyError | None, *, choice: Choice, values: dict[str, str],
+async def _outcome(request: Request, user_id: int, outcome: workflow.Outcome, *,
+                   values: dict[str, str], choice: Choice, message: str,
                    status_code: int) -> Response:
     """Show a playlist after create or retry: complete, or made with tracks still missing."""
+    playlist, error = outcome.playlist, outcome.error
     if playlist is None:
         notice = Notice("The playlist was deleted meanwhile",
                         "It was deleted while its tracks were being added.", tone="warning")
         return await _page(request, user_id, values=values, choice=choice, notice=notice,
                            fragment="playlist_result", oob=True, status_code=409)
-    if error is None and (plain := redirect_after_post(
-            request, _created_url(request, playlist),
-            f"Created “{playlist.name}” on Spotify with {playlist.track_count} "
-            f"track{'s' if playlist.track_count != 1 else ''}.")):
+    if error is None and (plain := redirect_after_post(request, _created_url(request, playlist),
+                                                       message)):
         return plain
     # The form's key now belongs to this playlist, so the form gets a fresh one.
     return await _page(request, user_id, values=values, choice=choice, fragment="playlist_result",
@@ -225,35 +207,17 @@ def _created_url(request: Request, playlist: Playlist) -> str:
     return f"{request.url_for('playlists').path}?created={playlist.id}"
 
 
-async def _replay(request: Request, user_id: int, playlist: Playlist, choice: Choice,
-                  values: dict[str, str], key: str) -> Response:
-    """Answer a form that was sent before: never a second playlist."""
-    if playlist.deleted:
-        notice = Notice("This form was used already",
-                        f"It made “{playlist.name}”, which you have since deleted.",
-                        "The form now has a new key: press Create again to make a new playlist.")
-        return await _page(request, user_id, values=values, choice=choice, oob=True,
-                           fragment="playlist_result", notice=notice, status_code=409)
-    if not playlist.created:
-        notice = Notice("This playlist is already being created",
-                        "An earlier press of Create is still talking to Spotify.",
-                        "Wait a moment, then reload the page to see it in your playlists.",
-                        tone="warning")
-        return await _page(request, user_id, values=values, choice=choice, key=key,
-                           fragment="playlist_result", notice=notice, status_code=409)
-    if plain := redirect_after_post(
-            request, _created_url(request, playlist),
-            f"That form was sent already: it made “{playlist.name}”, shown below.", "info"):
-        return plain
-    return await _page(request, user_id, values=values, choice=choice, oob=True,
-                       fragment="playlist_result", result=playlist)
-
-
 async def _own(request: Request) -> tuple[int, Playlist | None]:
     user = await current_user(request)
     playlist_id = request.path_params["playlist_id"]
     return user.id, await request.app.state.services.db.run(playlists.get_playlist, user.id,
                                                             playlist_id)
+
+
+def _on_its_page(request: Request, playlist: Playlist) -> bool:
+    """True when HTMX asks from the playlist's own page, whose title and heading name it."""
+    current = urlsplit(request.headers.get("HX-Current-URL", "")).path
+    return current == request.url_for("playlist", playlist_id=playlist.id).path
 
 
 @login_required
@@ -266,38 +230,41 @@ async def detail(request: Request) -> Response:
                                                      playlist.id)
     return render(request, "playlist", "playlist_item",
                   {"p": playlist, "tracks": tracks, "notice": None, "oob": False,
-                   "result": None if playlist.complete else playlist})
+                   "already": False, "result": None if playlist.complete else playlist})
 
 
 @login_required
 @csrf_protect
 async def retry(request: Request) -> Response:
     """Add the tracks that failed to reach Spotify, to the same playlist."""
-    user_id, playlist = await _own(request)
-    if playlist is None:
+    user = await current_user(request)
+    services = request.app.state.services
+    outcome = await workflow.retry(services.db, services.spotify, user.id,
+                                   request.path_params["playlist_id"])
+    if outcome.status is Status.NOT_FOUND:
         return error_response(request, 404, NOT_YOURS)
-    db = request.app.state.services.db
-    choice = await db.run(playlists.initial_choice, user_id, playlist.source, playlist.year)
+    playlist = outcome.playlist
+    choice = await services.db.run(playlists.initial_choice, user.id,
+                                   playlist.source if playlist else None,
+                                   playlist.year if playlist else None)
     values = playlists.values_of(choice)
-    if playlist.complete:
+    if outcome.status is Status.COMPLETE:
+        assert playlist is not None
         if plain := redirect_after_post(request, _created_url(request, playlist),
                                         f"Every track is already on “{playlist.name}”.", "info"):
             return plain
-        return await _page(request, user_id, values=values, choice=choice, result=playlist,
+        return await _page(request, user.id, values=values, choice=choice, result=playlist,
                            fragment="playlist_result", oob=True)
-    if not await db.run(playlists.claim, user_id, playlist.id):
+    if outcome.status is Status.BUSY:
+        assert playlist is not None
         notice = Notice("Tracks are already being added",
                         f"Another request is adding the missing tracks to “{playlist.name}”.",
                         "Wait a moment, then reload the page.", tone="warning")
-        return await _page(request, user_id, values=values, choice=choice, notice=notice,
+        return await _page(request, user.id, values=values, choice=choice, notice=notice,
                            fragment="playlist_result", status_code=409)
-    assert playlist.spotify_id is not None
-    done, error = await _add_missing(request, user_id, playlist.id, playlist.spotify_id)
-    if done is not None and error is None and (plain := redirect_after_post(
-            request, _created_url(request, done),
-            f"All {done.track_count} tracks are now on “{done.name}”.")):
-        return plain
-    return await _outcome(request, user_id, done, error, choice=choice, values=values,
+    return await _outcome(request, user.id, outcome, values=values, choice=choice,
+                          message=f"All {playlist.track_count} tracks are now on "
+                                  f"“{playlist.name}”." if playlist else "",
                           status_code=200)
 
 
@@ -320,7 +287,7 @@ async def rename_form(request: Request) -> Response:
 @login_required
 @csrf_protect
 async def rename(request: Request) -> Response:
-    """Rename the playlist on Spotify, then here."""
+    """Rename the playlist on Spotify, then here; with HTMX every heading naming it follows."""
     user_id, playlist = await _own(request)
     if playlist is None:
         return error_response(request, 404, NOT_YOURS)
@@ -329,23 +296,22 @@ async def rename(request: Request) -> Response:
     problem = playlists.name_problem(name, required=True)
     if problem:
         return _rename_form(request, playlist, name, problem, 422)
-    if name != playlist.name:
-        try:
-            await accounts.with_token(services.db, services.spotify, user_id,
-                                      lambda token: services.spotify.rename_playlist(
-                                          token, playlist.spotify_id, name))
-        except SpotifyError as exc:
-            log.warning("renaming playlist %s failed: %s %s", playlist.id, exc.message,
-                        exc.detail)
-            return _rename_form(request, playlist, name, f"Spotify did not rename it: "
-                                f"{exc.message}", exc.status)
-        playlist = await services.db.run(playlists.rename, user_id, playlist.id, name)
-        assert playlist is not None
+    outcome = await workflow.rename(services.db, services.spotify, user_id, playlist.id, name)
+    if outcome.status is Status.NOT_FOUND:
+        return error_response(request, 404, NOT_YOURS)
+    if outcome.status is Status.FAILED:
+        assert outcome.error is not None
+        return _rename_form(request, playlist, name,
+                            f"Spotify did not rename it: {outcome.error.message}",
+                            outcome.error.status)
+    renamed = outcome.playlist
+    assert renamed is not None
     if plain := redirect_after_post(request, request.url_for("playlists").path,
-                                    f"Renamed to “{playlist.name}”."):
+                                    f"Renamed to “{renamed.name}”."):
         return plain
-    return render(request, "playlist", "playlist_item",
-                  {"p": playlist, "item_note": f"Renamed to “{playlist.name}”."})
+    return render(request, "playlist", "playlist_renamed",
+                  {"p": renamed, "item_note": f"Renamed to “{renamed.name}”.",
+                   "on_its_page": _on_its_page(request, renamed)})
 
 
 def _delete_form(request: Request, playlist: Playlist, error: str | None = None,
@@ -374,23 +340,18 @@ async def delete(request: Request) -> Response:
     services = request.app.state.services
     if _field(await request.form(), "confirm") != "delete":
         return _delete_form(request, playlist, "Confirm with the “Delete playlist” button.", 422)
-    if not await services.db.run(connection.has_scope, user_id, connection.LIBRARY_SCOPE):
+    outcome = await workflow.delete(services.db, services.spotify, user_id, playlist.id)
+    if outcome.status is Status.NOT_FOUND:
+        return error_response(request, 404, NOT_YOURS)
+    if outcome.status is Status.RECONNECT:
         return _delete_form(request, playlist, RECONNECT_TO_DELETE, 403)
-    try:
-        await accounts.with_token(services.db, services.spotify, user_id,
-                                  lambda token: services.spotify.unfollow_playlist(
-                                      token, playlist.spotify_id))
-    except NotFound:
-        pass  # already gone from Spotify: forgetting it here is all that is left to do
-    except Forbidden as exc:
-        log.warning("deleting playlist %s refused: %s", playlist.id, exc.detail)
-        return _delete_form(request, playlist, RECONNECT_TO_DELETE, 403)
-    except SpotifyError as exc:
-        log.warning("deleting playlist %s failed: %s %s", playlist.id, exc.message, exc.detail)
-        return _delete_form(request, playlist, f"Spotify did not delete it: {exc.message}",
-                            exc.status)
-    await services.db.run(playlists.mark_deleted, user_id, playlist.id)
+    if outcome.status is Status.FAILED:
+        assert outcome.error is not None
+        return _delete_form(request, playlist,
+                            f"Spotify did not delete it: {outcome.error.message}",
+                            outcome.error.status)
     if plain := redirect_after_post(request, request.url_for("playlists").path,
                                     f"Deleted “{playlist.name}”."):
         return plain
-    return render(request, "playlist_delete", "playlist_deleted", {"p": playlist})
+    return render(request, "playlist_delete", "playlist_deleted",
+                  {"p": playlist, "on_its_page": _on_its_page(request, playlist)})
