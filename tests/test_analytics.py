@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import time
 from datetime import UTC, date, datetime
+from html import unescape
 
 import httpx
 import pytest
@@ -148,13 +151,100 @@ def test_gaps_are_zero_not_skipped(conn: sqlite3.Connection, user_id: int) -> No
         ("Jan 2026", 0), ("Feb 2026", 0), ("Mar 2026", 1)]
 
 
-def test_cache_is_keyed_by_history_version(berlin: sqlite3.Connection, user_id: int) -> None:
+def test_cache_is_keyed_by_history_version(berlin: sqlite3.Connection, user_id: int,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
     cache = analytics.Cache()
     first = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
-    assert analytics.load(berlin, user_id, "7d", cache=cache, now=NOW) is first
+    computed = []
+    real_compute = analytics.compute
+    monkeypatch.setattr(analytics, "compute", lambda *a: computed.append(a) or real_compute(*a))
+    hit = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    assert computed == [] and hit.series is first.series and hit.previous == first.previous
     history.add_plays(berlin, user_id, [make_play(utc(2026, 4, 5, 12), 40)])
     fresh = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
-    assert fresh is not first and fresh.totals.plays == first.totals.plays + 1
+    assert len(computed) == 1 and fresh.totals.plays == first.totals.plays + 1
+
+
+def test_a_cache_of_size_zero_keeps_nothing(berlin: sqlite3.Connection, user_id: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # What bench/run.py uses to time the computation itself.
+    cache = analytics.Cache(size=0)
+    computed = []
+    real_compute = analytics.compute
+    monkeypatch.setattr(analytics, "compute", lambda *a: computed.append(a) or real_compute(*a))
+    for _ in range(3):
+        analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    assert len(computed) == 3
+
+
+def test_previous_period_stops_at_the_same_time_of_day(berlin: sqlite3.Connection,
+                                                       user_id: int) -> None:
+    # At 02:00 on Sunday 5 April two hours of today have passed; the week before is counted
+    # to two hours into Sunday 29 March, 03:00 (the clocks went forward), so its 03:30 play
+    # is left out and the 00:30 one is in.
+    early = datetime(2026, 4, 5, 0, 0, tzinfo=UTC)  # 02:00 CEST
+    data = analytics.load(berlin, user_id, "7d", now=early)
+    assert (data.previous.plays, data.previous.minutes) == (2, 2)
+    # The cached result moves its comparison on with the clock, the history unchanged.
+    cache = analytics.Cache()
+    analytics.load(berlin, user_id, "7d", cache=cache, now=early)
+    later = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    assert (later.previous.plays, later.previous.minutes) == (3, 4)
+
+
+def test_incomplete_periods_are_marked(berlin: sqlite3.Connection, user_id: int) -> None:
+    seven = analytics.load(berlin, user_id, "7d", now=NOW)
+    assert [p.note for p in seven.series] == [""] * 6 + ["today so far"]
+    spec = seven.chart_over_time()
+    assert spec["partial"] == [{"index": 6, "note": "today so far"}]
+    assert spec["partialLegend"] == "Today so far"
+    # 90 days from Tuesday 6 January: that week began on Monday 5 January, and this one
+    # (Monday 30 March) is not over.
+    ninety = analytics.load(berlin, user_id, "90d", now=NOW)
+    notes = [(p.label, p.note) for p in ninety.series if p.note]
+    assert notes == [("w/c 05 Jan", "from 06 Jan only"), ("w/c 30 Mar", "this week so far")]
+    assert ninety.chart_over_time()["partialLegend"] == "Part weeks (this week so far)"
+    everything = analytics.load(berlin, user_id, "12m", now=NOW)
+    assert everything.discovery_notes()[0] == "from 06 Apr only"
+    assert everything.discovery_notes()[-1] == "this month so far"
+    assert all(not note for note in everything.discovery_notes()[1:-1])
+    assert everything.chart_discoveries()["partial"][-1] == {"index": 12,
+                                                              "note": "this month so far"}
+
+
+def test_every_axis_has_a_title(berlin: sqlite3.Connection, user_id: int) -> None:
+    data = analytics.load(berlin, user_id, "90d", now=NOW)
+    specs = [data.chart_over_time(), data.chart_artists("plays"), data.chart_discoveries()]
+    titles = [{axis: scale["title"]["text"] for axis, scale in spec["options"]["scales"].items()
+               if scale["title"]["display"]} for spec in specs]
+    assert titles == [{"x": "Week starting", "y": "Minutes listened", "y1": "Plays"},
+                      {"x": "Plays", "y": "Artist"},
+                      {"x": "Month of first play", "y": "New artists"}]
+    assert data.chart_artists("minutes")["options"]["scales"]["x"]["title"]["text"] == (
+        "Minutes listened")
+    assert data.chart_genres("plays")["other"] == "Other genres"
+
+
+def test_an_empty_range_suggests_the_shortest_range_with_plays(conn: sqlite3.Connection,
+                                                                user_id: int) -> None:
+    # One play 100 days before NOW: 7, 30 and 90 days are empty, 6 months is the first
+    # range that has it.
+    history.add_plays(conn, user_id, [make_play(int(NOW.timestamp()) - 100 * 86400, 1)])
+    for key in ("7d", "30d", "90d"):
+        data = analytics.load(conn, user_id, key, now=NOW)
+        assert data.empty and data.has_history and data.suggestion == "6m", key
+        assert data.last_play == date(2025, 12, 26)
+    assert not analytics.load(conn, user_id, "6m", now=NOW).empty
+
+
+def test_no_history_suggests_no_range(conn: sqlite3.Connection, user_id: int) -> None:
+    for key in analytics.RANGES:
+        data = analytics.load(conn, user_id, key, now=NOW)
+        assert data.empty and not data.has_history and data.suggestion is None, key
+    # A play dated after today (a skewed clock) is history, but in no range ending today.
+    history.add_plays(conn, user_id, [make_play(int(NOW.timestamp()) + 3 * 86400, 1)])
+    data = analytics.load(conn, user_id, "all", now=NOW)
+    assert data.empty and data.has_history and data.suggestion is None
 
 
 def test_cache_forgets_the_least_recently_used() -> None:
@@ -205,10 +295,81 @@ async def test_range_links_swap_in_place_and_push_the_url(client: httpx.AsyncCli
     assert link and link.group(1) == link.group(2)
 
 
-async def test_metric_switch_reorders(client: httpx.AsyncClient) -> None:
+async def _newcomer(client: httpx.AsyncClient, app) -> int:
+    """Sign in as the emulator's account that has never played anything; its user id."""
+    await sign_in(client, account="newcomer")
+    return await app.state.services.db.run(lambda conn: conn.execute(
+        "SELECT id FROM users WHERE spotify_id = 'newcomer'").fetchone()[0])
+
+
+def _ranking(html: str, section: str) -> list[str]:
+    """The names in a ranked table, in order (the artists' chart table or the tracks table)."""
+    body = html[html.index(f'id="{section}-title"'):]
+    body = body[:body.index("</tbody>")]
+    return re.findall(r'<th scope="row">(?:<span class="name">)?([^<]+)<', body)
+
+
+async def test_metric_switch_reorders(client: httpx.AsyncClient, app) -> None:
+    user_id = await _newcomer(client, app)
+    two_days_ago = int(time.time()) - 2 * 86400
+    # Track 1 (Artist 0): three short plays, 2 minutes in all; track 20 (Artist 2): one play
+    # of 10 minutes. Most played and most listened are different.
+    plays = [make_play(two_days_ago + i * 60, 1, ms=40_000) for i in range(3)]
+    plays.append(make_play(two_days_ago + 600, 20, ms=600_000))
+    await app.state.services.db.run(history.add_plays, user_id, plays)
+    pages = {metric: (await client.get(f"/analytics?range=all&metric={metric}", headers=HX)).text
+             for metric in analytics.METRICS}
+    assert _ranking(pages["plays"], "tracks") == ["Track 1", "Track 20"]
+    assert _ranking(pages["minutes"], "tracks") == ["Track 20", "Track 1"]
+    assert _ranking(pages["plays"], "artists") == ["Artist 0", "Artist 2"]
+    assert _ranking(pages["minutes"], "artists") == ["Artist 2", "Artist 0"]
+    # The chart draws the same order as the table.
+    chart = re.search(r'id="chart-artists">([^<]+)<', pages["minutes"]).group(1)
+    assert json.loads(unescape(chart))["labels"] == ["Artist 2", "Artist 0"]
+
+
+async def test_no_history_says_so_and_what_to_do(client: httpx.AsyncClient, app) -> None:
+    await _newcomer(client, app)
+    for url in ("/analytics?range=7d", "/analytics?range=all"):
+        page = (await client.get(url)).text
+        assert "No listening recorded yet" in page
+        # Where to sync and where to import, both pages that exist; no range to try instead.
+        assert 'href="http://127.0.0.1:8000/settings#connection"' in page
+        assert 'href="http://127.0.0.1:8000/settings#import"' in page
+        assert "All time</a>" not in page and 'aria-label="Date range"' not in page
+    settings = await client.get("/settings")
+    assert 'id="connection"' in settings.text and 'id="import"' in settings.text
+
+
+async def test_an_empty_range_links_to_a_range_with_plays(client: httpx.AsyncClient,
+                                                          app) -> None:
+    user_id = await _newcomer(client, app)
+    # 100 days ago: outside 90 days whatever the hour, inside 6 months.
+    await app.state.services.db.run(history.add_plays, user_id,
+                                    [make_play(int(time.time()) - 100 * 86400, 1)])
+    page = (await client.get("/analytics?range=30d", headers=HX)).text
+    empty = page[page.index('class="card empty-state"'):]
+    assert "Nothing played in the last 30 days" in empty
+    suggested = re.findall(r'href="[^"]*range=(\w+)[^"]*"', empty)
+    assert suggested == ["6m"], suggested
+    assert "see the last 6 months" in empty
+    page = (await client.get("/analytics?range=6m", headers=HX)).text
+    assert "empty-state" not in page.split('id="genres-title"')[0]
+
+
+async def test_fragment_brings_the_title_and_headings(client: httpx.AsyncClient) -> None:
     await sign_in(client)
-    by_minutes = (await client.get("/analytics?range=all&metric=minutes", headers=HX)).text
-    assert "Top artists <small class=\"muted\">by minutes</small>" in by_minutes
+    page = (await client.get("/analytics?range=30d")).text
+    # The page has one <title>, in <head>.
+    assert page.count("<title>") == 1
+    assert "<title>Analytics · 30 days · Music Time Machine</title>" in page.split("</head>")[0]
+    for key, label in analytics.RANGES.items():
+        fragment = (await client.get(f"/analytics?range={key}", headers=HX)).text
+        assert fragment.startswith('<div id="analytics"')
+        # htmx 4 takes a <title> from the swapped fragment and sets document.title.
+        assert re.findall(r"<title>([^<]*)</title>", fragment) == [
+            f"Analytics · {label} · Music Time Machine"]
+        assert f'<h1>Analytics <span class="muted">· {label}</span></h1>' in fragment
 
 
 async def test_genres_empty_state(client: httpx.AsyncClient, emulator) -> None:

@@ -12,8 +12,8 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mtm import history, users
@@ -27,6 +27,7 @@ WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", 
 TOP = 10
 GENRES_SHOWN = 10
 HEAT_LEVELS = 5
+OTHER_GENRES = "Other genres"
 
 
 def parse_range(raw: str | None) -> str:
@@ -85,6 +86,24 @@ def bucket_start(day: date, bucket: str, week_start: int) -> date:
     return day
 
 
+def bucket_end(start: date, bucket: str) -> date:
+    """The last day of the bucket that starts on `start`."""
+    if bucket == "month":
+        return (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return start + timedelta(days=6 if bucket == "week" else 0)
+
+
+def partial_note(start: date, bucket: str, window_first: date, today: date) -> str:
+    """Why a bucket is not a whole period ("this week so far"), or "" when it is."""
+    if start <= today <= bucket_end(start, bucket):
+        # Today is never over, so the bucket holding it is always incomplete.
+        return {"day": "today so far", "week": "this week so far",
+                "month": "this month so far"}[bucket]
+    if start < window_first:
+        return "from " + window_first.strftime("%d %b") + " only"
+    return ""
+
+
 def bucket_label(start: date, bucket: str) -> str:
     """How a bucket is named on the chart's axis."""
     if bucket == "month":
@@ -102,6 +121,8 @@ class Point:
     label: str
     plays: int
     minutes: int
+    # Set when the bucket is not a whole period: the current one, or one cut by the range.
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -161,11 +182,20 @@ class Analytics:
     new_artists: list[tuple[str, int]]
     new_artist_count: int
     discovery_minutes_share: float | None
+    # Only looked up for an empty range: whether any play exists, and a range that has some.
+    has_history: bool = True
+    suggestion: str | None = None
+    last_play: date | None = None
 
     @property
     def empty(self) -> bool:
         """Nothing was played in the range."""
         return self.totals.plays == 0
+
+    @property
+    def title(self) -> str:
+        """The page's title, as the tab shows it (without the site name)."""
+        return "Analytics · " + self.window.label
 
     def change(self, metric: str) -> int | None:
         """Percent change against the previous period, None when it cannot be said."""
@@ -184,21 +214,40 @@ class Analytics:
                         -(-getattr(c, metric) * HEAT_LEVELS // peak)) for c in cells])
                 for day, cells in self.heatmap]
 
+    def discovery_notes(self) -> list[str]:
+        """Per month of the discoveries chart, why it is not a whole month ("" when it is)."""
+        first, today = self.window.first, self.window.last
+        return [partial_note(start, "month", first, today)
+                for start in _month_starts(first, today)]
+
+    def discovery_rows(self) -> list[tuple[str, int, str]]:
+        """(month, new artists, note) for the discoveries table."""
+        return [(month, n, note) for (month, n), note in zip(self.new_artists,
+                                                              self.discovery_notes(), strict=True)]
+
     def chart_over_time(self) -> dict:
         """Minutes and plays per bucket, for charts.js."""
-        return {"type": "line", "labels": [p.label for p in self.series],
+        bucket = self.window.bucket
+        # The axis title says "Week starting", so the labels can drop their "w/c".
+        labels = [p.label.removeprefix("w/c ") for p in self.series]
+        return {"type": "line", "labels": labels,
                 "datasets": [{"label": "Minutes", "data": [p.minutes for p in self.series]},
                              {"label": "Plays", "data": [p.plays for p in self.series],
                               "yAxisID": "y1"}],
-                "options": {"scales": {"y1": {"position": "right", "beginAtZero": True,
-                                              "grid": {"display": False}}}}}
+                **_partial_spec([p.note for p in self.series], bucket),
+                "options": {"scales": {
+                    "x": _axis_title({"day": "Day", "week": "Week starting",
+                                      "month": "Month"}[bucket]),
+                    "y": _axis_title("Minutes listened"),
+                    "y1": {"position": "right", "beginAtZero": True, "grid": {"display": False},
+                           **_axis_title("Plays")}}}}
 
     def chart_genres(self, metric: str) -> dict:
-        """Genre shares as a doughnut."""
+        """Genre shares as a doughnut; the "Other genres" slice is drawn in a neutral grey."""
         return {"type": "doughnut", "labels": [g.name for g in self.genres],
                 "datasets": [{"label": metric.title(),
                               "data": [getattr(g, metric) for g in self.genres]}],
-                "unit": metric}
+                "unit": metric, "other": OTHER_GENRES}
 
     def chart_artists(self, metric: str) -> dict:
         """Top artists as a horizontal bar chart."""
@@ -206,12 +255,43 @@ class Analytics:
         values = [getattr(a, metric) for a in items]
         return {"type": "bar", "labels": [a.name for a in items],
                 "datasets": [{"label": metric.title(), "data": values}],
-                "options": {"indexAxis": "y"}, "unit": metric}
+                "options": {"indexAxis": "y", "scales": {
+                    "x": _axis_title("Plays" if metric == "plays" else "Minutes listened"),
+                    "y": _axis_title("Artist")}},
+                "unit": metric}
 
     def chart_discoveries(self) -> dict:
         """New artists per month as bars."""
         return {"type": "bar", "labels": [m for m, _ in self.new_artists],
-                "datasets": [{"label": "New artists", "data": [n for _, n in self.new_artists]}]}
+                "datasets": [{"label": "New artists", "data": [n for _, n in self.new_artists]}],
+                **_partial_spec(self.discovery_notes(), "month"),
+                "options": {"scales": {"x": _axis_title("Month of first play"),
+                                       "y": _axis_title("New artists")}}}
+
+
+def _axis_title(text: str) -> dict:
+    return {"title": {"display": True, "text": text}}
+
+
+def _partial_spec(notes: list[str], bucket: str) -> dict:
+    """Which points of a series are incomplete periods, and the legend entry saying so."""
+    partial = [{"index": i, "note": note} for i, note in enumerate(notes) if note]
+    if not partial:
+        return {}
+    current = [p["note"] for p in partial if p["note"].endswith("so far")]
+    if len(partial) == 1:
+        legend = partial[0]["note"].capitalize()
+    else:
+        legend = f"Part {bucket}s" + (f" ({current[0]})" if current else "")
+    return {"partial": partial, "partialLegend": legend}
+
+
+def _month_starts(first: date, last: date) -> list[date]:
+    months, day = [], first.replace(day=1)
+    while day <= last:
+        months.append(day)
+        day = (day + timedelta(days=32)).replace(day=1)
+    return months
 
 
 # --- queries -----------------------------------------------------------------------
@@ -230,6 +310,23 @@ def day_totals(conn: sqlite3.Connection, user_id: int, first: date, last: date
     return {date.fromisoformat(day): (plays, ms) for day, plays, ms in conn.execute(
         "SELECT day, plays, ms_played FROM listening_days WHERE user_id = ? "
         "AND day BETWEEN ? AND ?", (user_id, first.isoformat(), last.isoformat()))}
+
+
+def plays_between(conn: sqlite3.Connection, user_id: int, start: int, end: int
+                  ) -> tuple[int, int]:
+    """Plays and milliseconds of the streams that ended in [start, end) (UTC seconds)."""
+    plays, ms = conn.execute(
+        "SELECT coalesce(sum(counted), 0), coalesce(sum(ms_played), 0) FROM plays "
+        "WHERE user_id = ? AND played_at >= ? AND played_at < ?", (user_id, start, end)).fetchone()
+    return plays, ms
+
+
+def last_play_day(conn: sqlite3.Connection, user_id: int, today: date) -> tuple[bool, date | None]:
+    """Whether the user has any play at all, and the last local day up to today with one."""
+    count, last = conn.execute(
+        "SELECT count(*), max(CASE WHEN day <= ? THEN day END) FROM listening_days "
+        "WHERE user_id = ? AND plays > 0", (today.isoformat(), user_id)).fetchone()
+    return count > 0, date.fromisoformat(last) if last else None
 
 
 def weekday_hours(conn: sqlite3.Connection, user_id: int, first: date | None, last: date
@@ -317,7 +414,8 @@ def _series(window: Window, days: dict[date, tuple[int, int]], week_start: int) 
         entry = buckets[bucket_start(day, window.bucket, week_start)]
         entry[0] += plays
         entry[1] += ms
-    return [Point(start, bucket_label(start, window.bucket), plays, round(ms / 60000))
+    return [Point(start, bucket_label(start, window.bucket), plays, round(ms / 60000),
+                  partial_note(start, window.bucket, window.first, window.last))
             for start, (plays, ms) in buckets.items()]
 
 
@@ -364,7 +462,7 @@ def _genres(artists: list[tuple[int, int, int, int]], genres: dict[int, list[str
     shares.sort(key=lambda s: (-s.plays, s.name))
     if len(shares) > GENRES_SHOWN:
         rest = shares[GENRES_SHOWN - 1:]
-        other = Share("Other genres", round(sum(s.plays for s in rest), 1),
+        other = Share(OTHER_GENRES, round(sum(s.plays for s in rest), 1),
                       round(sum(s.minutes for s in rest), 1))
         shares = [*shares[:GENRES_SHOWN - 1], other]
     return shares, (covered / total if total else 0.0)
@@ -385,11 +483,8 @@ def _heatmap(cells: dict[tuple[int, int], tuple[int, int]], week_start: int
 def _discoveries(artists: list[tuple[int, int, int, int]], start: int, end: int, timezone: str,
                  window: Window) -> tuple[list[tuple[str, int]], int, float | None]:
     zone = ZoneInfo(timezone)
-    months: OrderedDict[str, int] = OrderedDict()
-    day = window.first.replace(day=1)
-    while day <= window.last:
-        months[day.strftime("%b %Y")] = 0
-        day = (day + timedelta(days=32)).replace(day=1)
+    months: OrderedDict[str, int] = OrderedDict(
+        (day.strftime("%b %Y"), 0) for day in _month_starts(window.first, window.last))
     new_ms = total_ms = new = 0
     for _, _, ms, first_played in artists:
         total_ms += ms
@@ -403,17 +498,37 @@ def _discoveries(artists: list[tuple[int, int, int, int]], start: int, end: int,
     return list(months.items()), new, share
 
 
-def compute(conn: sqlite3.Connection, user_id: int, key: str, today: date, timezone: str,
+def previous_totals(conn: sqlite3.Connection, user_id: int, window: Window, timezone: str,
+                    now: datetime) -> Totals | None:
+    """The period before the range, cut at the same time of day as now: equal lengths.
+
+    The range ends with today so far, so a whole last day before it would compare a part
+    day with a full one.
+    """
+    if window.previous is None:
+        return None
+    first, last = window.previous
+    days = day_totals(conn, user_id, first, last - timedelta(days=1))
+    zone = ZoneInfo(timezone)
+    local = now.astimezone(zone)
+    cutoff = int(datetime.combine(last, local.time(), zone).timestamp())
+    plays, ms = plays_between(conn, user_id, local_midnight(last, timezone), cutoff)
+    if plays or ms:
+        days[last] = (plays, ms)
+    return _totals(days)
+
+
+def compute(conn: sqlite3.Connection, user_id: int, key: str, now: datetime, timezone: str,
             week_start: int) -> Analytics:
-    """Read and assemble the analytics of one range."""
-    window = make_window(key, today, first_play_day(conn, user_id))
+    """Read and assemble the analytics of one range, as it stands at `now`."""
+    today = local_today(timezone, now)
+    first_play = first_play_day(conn, user_id)
+    window = make_window(key, today, first_play)
     start = local_midnight(window.first, timezone)
     end = local_midnight(window.last + timedelta(days=1), timezone)
     whole = window.key == "all"
     days = day_totals(conn, user_id, window.first, window.last)
-    previous = None
-    if window.previous:
-        previous = _totals(day_totals(conn, user_id, *window.previous))
+    totals = _totals(days)
     track_rows = per_track(conn, user_id, None if whole else start, end)
     artists = per_artist(track_rows, first_heard(conn, user_id))
     artist_rows = [(a[0], a[1], a[2]) for a in artists]
@@ -421,9 +536,13 @@ def compute(conn: sqlite3.Connection, user_id: int, key: str, today: date, timez
     top_artist_ids, top_track_ids = _top_ids(artist_rows), _top_ids(tracks)
     genres, coverage = _genres(artists, artist_genres(conn, user_id))
     new_artists, new_count, share = _discoveries(artists, start, end, timezone, window)
+    has_history, last_play, suggestion = True, None, None
+    if totals.plays == 0:
+        has_history, last_play = last_play_day(conn, user_id, today)
+        suggestion = suggest_range(key, today, first_play, last_play)
     return Analytics(
         window=window, timezone=timezone, week_start=week_start,
-        totals=_totals(days), previous=previous,
+        totals=totals, previous=previous_totals(conn, user_id, window, timezone, now),
         series=_series(window, days, week_start),
         # Played: at least one stream of 30 s or more (as the dashboard counts them).
         artists=sum(1 for a in artists if a[1]), tracks=sum(1 for t in tracks if t[1]),
@@ -434,7 +553,19 @@ def compute(conn: sqlite3.Connection, user_id: int, key: str, today: date, timez
         heatmap=_heatmap(weekday_hours(conn, user_id, None if whole else window.first,
                                        window.last), week_start),
         new_artists=new_artists, new_artist_count=new_count, discovery_minutes_share=share,
+        has_history=has_history, suggestion=suggestion, last_play=last_play,
     )
+
+
+def suggest_range(key: str, today: date, first_play: date | None, last_play: date | None
+                  ) -> str | None:
+    """The shortest other range with a play in it, or None when no range has one."""
+    if last_play is None:
+        return None
+    for candidate in RANGES:
+        if candidate != key and make_window(candidate, today, first_play).first <= last_play:
+            return candidate
+    return None
 
 
 def _top_ids(rows: list[tuple[int, int, int]]) -> list[int]:
@@ -442,7 +573,10 @@ def _top_ids(rows: list[tuple[int, int, int]]) -> list[int]:
 
 
 class Cache:
-    """A small LRU of computed analytics; keys carry the history version, so never stale."""
+    """A small LRU of computed analytics; keys carry the history version, so never stale.
+
+    `Cache(size=0)` keeps nothing: every request computes (the bench measures that).
+    """
 
     def __init__(self, size: int = 64) -> None:
         self.size = size
@@ -471,12 +605,15 @@ def load(conn: sqlite3.Connection, user_id: int, key: str, *, cache: Cache | Non
     """The analytics of a range for a user, from the cache when the history is unchanged."""
     timezone = users.user_timezone(conn, user_id)
     week_start = users.week_start(conn, user_id)
+    now = now or datetime.now(UTC)
     today = local_today(timezone, now)
     cache_key = (user_id, history.history_version(conn, user_id), timezone, week_start, key,
                  today)
     if cache is not None and (found := cache.get(cache_key)) is not None:
-        return found
-    result = compute(conn, user_id, key, today, timezone, week_start)
+        # The period compared against moves on with the time of day; it is two small reads.
+        previous = previous_totals(conn, user_id, found.window, timezone, now)
+        return found if previous == found.previous else replace(found, previous=previous)
+    result = compute(conn, user_id, key, now, timezone, week_start)
     if cache is not None:
         cache.put(cache_key, result)
     return result
