@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -123,7 +124,8 @@ def test_stale_rollups_are_rebuilt(conn: sqlite3.Connection, user_id: int) -> No
     assert history.refresh_stale_rollups(conn) == []
 
 
-def test_every_write_bumps_the_history_version(conn: sqlite3.Connection, user_id: int) -> None:
+def test_history_version_counts_writes_not_attempts(conn: sqlite3.Connection,
+                                                    user_id: int) -> None:
     versions = [history.history_version(conn, user_id)]
     history.add_plays(conn, user_id, [make_play(100)])
     versions.append(history.history_version(conn, user_id))
@@ -134,6 +136,152 @@ def test_every_write_bumps_the_history_version(conn: sqlite3.Connection, user_id
     history.delete_history(conn, user_id)
     versions.append(history.history_version(conn, user_id))
     assert versions == [0, 1, 1, 2, 3]
+
+
+# --- every write that changes a page bumps the version the analytics cache is keyed on ---
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# A fixed "now" after every play below, so the test is the same on any day at any hour.
+NOW = datetime(2026, 6, 15, 12, tzinfo=UTC)
+BASE = 1_700_000_000  # November 2023
+
+
+def _spotify_track(n: int, name: str, artist: int = 0) -> dict:
+    """Track `n` of tests.conftest.make_track as the Web API describes it."""
+    return {"id": f"track{n:018d}", "name": name, "duration_ms": 200_000,
+            "artists": [{"id": f"artist{artist:017d}", "name": f"Artist {artist}"}],
+            "album": {"id": f"album{artist:018d}", "name": f"Album {artist}"}}
+
+
+def _artist_id(conn: sqlite3.Connection, n: int = 0) -> int:
+    return conn.execute("SELECT id FROM artists WHERE spotify_id = ?",
+                        (f"artist{n:017d}",)).fetchone()[0]
+
+
+def _import(conn: sqlite3.Connection, user_id: int) -> int:
+    from mtm import exports, importer
+
+    return importer.run(exports.database_path(conn), user_id,
+                        [FIXTURES / "Streaming_History_Audio_2023-2024_0.json"]).import_id
+
+
+def _new_plays(conn, user_id, ctx) -> None:
+    from mtm import sync
+
+    run = sync.start_run(conn, user_id, BASE)
+    sync.save_plays(conn, user_id, run, [make_play(BASE + 9_000, 4)])
+
+
+def _undo(conn, user_id, ctx) -> None:
+    from mtm import imports
+
+    imports.undo(conn, user_id, ctx["import_id"])
+
+
+def _clear(conn, user_id, ctx) -> None:
+    from mtm import backups
+
+    backups.clear_data(conn, user_id)
+
+
+def _restore(conn, user_id, ctx) -> None:
+    from mtm import backups
+
+    backups.restore_backup(conn, ctx["root"], user_id, ctx["backup"].id)
+
+
+def _time_zone(conn, user_id, ctx) -> None:
+    from mtm import preferences
+
+    preferences.save(conn, user_id, preferences.Preferences("Asia/Tokyo", 0, "plays",
+                                                            "current_rotation"))
+
+
+def _genres(conn, user_id, ctx) -> None:
+    from mtm import sync
+
+    sync.save_artist_details(conn, _artist_id(conn), {"id": "artist" + "0" * 17,
+                                                      "name": "Artist 0", "genres": ["jazz"]})
+
+
+def _artist_renamed(conn, user_id, ctx) -> None:
+    from mtm import sync
+
+    sync.save_artist_details(conn, _artist_id(conn), {"id": "artist" + "0" * 17,
+                                                      "name": "Artist Zero"})
+
+
+def _artists_merged(conn, user_id, ctx) -> None:
+    from mtm import enrich
+    from mtm.db import transaction
+
+    with transaction(conn):
+        enrich.merge_artist(conn, ctx["name_only"], _artist_id(conn))
+
+
+def _snapshot_renames(conn, user_id, ctx) -> None:
+    from mtm import sync
+
+    # Spotify renamed the track; the daily top-list snapshot is what tells us.
+    sync.save_snapshot(conn, user_id, "2026-06-15",
+                       {("tracks", "short_term"): [_spotify_track(1, "Track One (Remastered)")]})
+
+
+def _another_listener_renames(conn, user_id, ctx) -> None:
+    from mtm import sync, users
+
+    # Tracks are shared: another user's sync brings the track's new name.
+    other = users.upsert_user(conn, "listener-2", "Listener Two")
+    run = sync.start_run(conn, other, BASE)
+    sync.save_plays(conn, other, run, [sync.parse_recently_played({"items": [{
+        "played_at": "2023-11-14T23:00:00Z", "track": _spotify_track(1, "Track One (Live)")}]})
+        [0][0]])
+
+
+def _rebuild(conn, user_id, ctx) -> None:
+    history.rebuild_rollups(conn, user_id)
+
+
+def _delete(conn, user_id, ctx) -> None:
+    history.delete_history(conn, user_id)
+
+
+WRITES = {"new plays from a sync": _new_plays, "an import": lambda c, u, x: _import(c, u),
+          "undoing an import": _undo, "clearing all data": _clear, "a restore": _restore,
+          "a new time zone": _time_zone, "genres looked up": _genres,
+          "an artist renamed": _artist_renamed, "artists merged": _artists_merged,
+          "a track renamed by a snapshot": _snapshot_renames,
+          "a track renamed by another listener": _another_listener_renames,
+          "rollups rebuilt": _rebuild, "history deleted": _delete}
+
+
+@pytest.mark.parametrize("write", WRITES.values(), ids=WRITES.keys())
+def test_every_write_that_changes_a_page_bumps_the_history_version(
+        conn: sqlite3.Connection, user_id: int, tmp_path: Path, write) -> None:
+    """The analytics cache is keyed on the history version: a write that changes what the
+    pages show without bumping it would leave a cached page stale, which this catches."""
+    from mtm import analytics, backups
+
+    ctx = {"root": tmp_path / "backups"}
+    history.add_plays(conn, user_id, [make_play(BASE + i * 3_600, i % 3) for i in range(6)])
+    # An artist known by name only (account data), for the lookups to merge.
+    history.add_plays(conn, user_id, [PlayIn(BASE + 50_000, history.TrackIn(
+        None, "Name Only", (history.ArtistIn(None, "Artist 0"),)), 180_000, "account")])
+    ctx["name_only"] = conn.execute("SELECT id FROM artists WHERE spotify_id IS NULL").fetchone()[0]
+    ctx["backup"] = backups.create_backup(conn, ctx["root"], user_id)
+    history.add_plays(conn, user_id, [make_play(BASE + 40_000, 2)])
+    if write is _undo:
+        ctx["import_id"] = _import(conn, user_id)
+
+    cache = analytics.Cache()
+    before = analytics.load(conn, user_id, "all", cache=cache, now=NOW)
+    version = history.history_version(conn, user_id)
+    write(conn, user_id, ctx)
+    fresh = analytics.load(conn, user_id, "all", now=NOW)
+    # Rebuilding gives the same figures; every other write here changes what the page shows.
+    assert (fresh == before) is (write is _rebuild), "a write that changes nothing: no test"
+    assert history.history_version(conn, user_id) > version
+    assert analytics.load(conn, user_id, "all", cache=cache, now=NOW) == fresh
 
 
 def test_whole_history_heatmap_matches_the_hours(conn: sqlite3.Connection, user_id: int) -> None:

@@ -7,10 +7,46 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import stats, sync, users
+from mtm import backups, connection, jobs, stats, sync, users
 
 RECENT_PAGE = 20
 CHART_DAYS = 30
+# A refresh keeps the plays the page has expanded to, up to this many rows.
+KEEP_MAX = 1000
+
+
+@dataclass(frozen=True)
+class Recording:
+    """What is true about recording a user's plays, for the words of empty states."""
+
+    connected: bool
+    syncing: bool
+    last_sync: sync.SyncRun | None
+    # When the whole history was last cleared (None: never, or its backup is gone).
+    cleared_at: int | None
+    # Seconds between background syncs; 0 when they are off.
+    sync_interval: int
+
+    @property
+    def next_sync(self) -> str:
+        """When recording carries on, in words ("" when it cannot)."""
+        if not self.connected:
+            return ""
+        if self.sync_interval <= 0:
+            return "Automatic syncs are off: use Sync now in Settings to fetch your plays."
+        minutes = max(1, self.sync_interval // 60)
+        return (f"The next sync runs within {minutes} minute{'s' if minutes != 1 else ''}, "
+                "or use Sync now in Settings.")
+
+
+def recording(conn: sqlite3.Connection, user_id: int, sync_interval: int) -> Recording:
+    """Connected or not, a sync under way, the last sync and the last clear of a user."""
+    run = sync.latest_run(conn, user_id)
+    syncing = ((run is not None and run.outcome == "running")
+               or jobs.active(conn, user_id, (connection.SYNC,)) is not None)
+    return Recording(connected=users.get_tokens(conn, user_id) is not None, syncing=syncing,
+                     last_sync=run, cleared_at=backups.last_cleared(conn, user_id),
+                     sync_interval=sync_interval)
 
 
 @dataclass(frozen=True)
@@ -26,7 +62,12 @@ class Dashboard:
     top_tracks: list[stats.Ranked]
     recent: list[stats.RecentPlay]
     next_cursor: stats.Cursor | None
-    last_sync: sync.SyncRun | None
+    recording: Recording
+
+    @property
+    def last_sync(self) -> sync.SyncRun | None:
+        """The latest sync run, finished or not."""
+        return self.recording.last_sync
 
     @property
     def sync_token(self) -> str:
@@ -46,10 +87,15 @@ class Dashboard:
             "datasets": [{"label": "Minutes listened", "data": [d.minutes for d in self.last_days]},
                          {"label": "Plays", "data": [d.plays for d in self.last_days],
                           "type": "line", "yAxisID": "y1"}],
-            # No axis titles: the legend names both series and phones need the width.
-            "options": {"scales": {"y": {"beginAtZero": True},
+            # The last day is today, which is not over: charts.js draws it as "so far".
+            "partial": [{"index": len(self.last_days) - 1, "note": "today so far"}],
+            "partialLegend": "Today so far",
+            "options": {"scales": {"x": {"title": {"display": True, "text": "Day"}},
+                                   "y": {"beginAtZero": True, "title": {
+                                       "display": True, "text": "Minutes listened"}},
                                    "y1": {"position": "right", "beginAtZero": True,
-                                          "grid": {"display": False}}}},
+                                          "grid": {"display": False},
+                                          "title": {"display": True, "text": "Plays"}}}},
         }
 
 
@@ -65,8 +111,13 @@ def current_sync_token(conn: sqlite3.Connection, user_id: int) -> str:
     return sync_token(sync.latest_run(conn, user_id))
 
 
-def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None) -> Dashboard:
-    """Read the dashboard for a user at a moment (now by default)."""
+def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None, *,
+         shown_to: stats.Cursor | None = None, sync_interval: int = 0) -> Dashboard:
+    """Read the dashboard for a user at a moment (now by default).
+
+    `shown_to` is the oldest play the page lists already ("show more" pages included): a
+    refresh lists every play down to it, new ones on top, so nothing expanded goes away.
+    """
     timezone = users.user_timezone(conn, user_id)
     now = now or datetime.now(ZoneInfo("UTC"))
     today = stats.local_today(timezone, now)
@@ -74,7 +125,10 @@ def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None) ->
     next_month = (month_start + timedelta(days=32)).replace(day=1)
     start, end = stats.local_midnight(month_start, timezone), stats.local_midnight(next_month,
                                                                                     timezone)
-    recent, cursor = stats.recent_plays(conn, user_id, timezone, limit=RECENT_PAGE)
+    rows = RECENT_PAGE
+    if shown_to is not None:
+        rows = min(max(rows, stats.plays_down_to(conn, user_id, shown_to)), KEEP_MAX)
+    recent, cursor = stats.recent_plays(conn, user_id, timezone, limit=rows)
     return Dashboard(
         timezone=timezone,
         today=today,
@@ -85,7 +139,7 @@ def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None) ->
         top_tracks=stats.top_tracks(conn, user_id, start, end),
         recent=recent,
         next_cursor=cursor,
-        last_sync=sync.latest_run(conn, user_id),
+        recording=recording(conn, user_id, sync_interval),
     )
 
 

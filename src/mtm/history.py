@@ -131,6 +131,8 @@ def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
     """Store an artist (and its genres when known); return its row id."""
     if artist.spotify_id:
         adopt_artist(conn, artist.spotify_id, artist.name)
+        known = conn.execute("SELECT name FROM artists WHERE spotify_id = ?",
+                             (artist.spotify_id,)).fetchone()
         row = conn.execute(
             """INSERT INTO artists (spotify_id, name, image_url, popularity) VALUES (?, ?, ?, ?)
                ON CONFLICT(spotify_id) DO UPDATE SET name = excluded.name,
@@ -138,6 +140,9 @@ def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
                    popularity = coalesce(excluded.popularity, artists.popularity)
                RETURNING id""",
             (artist.spotify_id, artist.name, artist.image_url, artist.popularity)).fetchone()
+        if known is not None and known[0] != artist.name:
+            # Renamed by Spotify: every page naming it, for everyone who played it, changes.
+            touch_artist_listeners(conn, row[0])
     else:
         row = conn.execute(
             "SELECT id FROM artists WHERE +spotify_id IS NULL AND name = ?", (artist.name,)
@@ -169,6 +174,12 @@ def adopt_track(conn: sqlite3.Connection, spotify_id: str, match_key: str) -> No
     conn.execute("""UPDATE tracks SET spotify_id = ? WHERE id = (
                         SELECT min(id) FROM tracks WHERE +spotify_id IS NULL AND match_key = ?)""",
                  (spotify_id, match_key))
+
+
+def touch_track_listeners(conn: sqlite3.Connection, track_id: int) -> None:
+    """Bump the history version of every user who played a track whose name changed."""
+    conn.execute("UPDATE users SET history_version = history_version + 1 WHERE id IN "
+                 "(SELECT user_id FROM user_tracks WHERE track_id = ?)", (track_id,))
 
 
 def touch_artist_listeners(conn: sqlite3.Connection, artist_id: int) -> None:
@@ -216,6 +227,8 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
     key = identity.match_key(track.artists[0].name, track.name)
     if track.spotify_id:
         adopt_track(conn, track.spotify_id, key)
+        known = conn.execute("SELECT name FROM tracks WHERE spotify_id = ?",
+                             (track.spotify_id,)).fetchone()
         track_id = conn.execute(
             """INSERT INTO tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit,
                                    match_key)
@@ -229,6 +242,9 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
             (track.spotify_id, track.name, album_id, main, track.duration_ms, track.explicit,
              key),
         ).fetchone()[0]
+        if known is not None and known[0] != track.name:
+            # Tracks are shared: a new name from anyone's sync or snapshot shows for all.
+            touch_track_listeners(conn, track_id)
     else:
         row = conn.execute(
             "SELECT id FROM tracks WHERE +spotify_id IS NULL AND name = ? AND artist_id = ?",

@@ -1,8 +1,10 @@
-"""The one place that decides full page or HTMX fragment, plus flash messages."""
+"""The one place that decides full page or HTMX fragment, plus flash messages and refused forms."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette_wtf import csrf_token
+
+from mtm.spotify.links import spotify_link
 
 TEMPLATE_ROOT = Path(__file__).parent
 
@@ -93,6 +97,12 @@ def _compact(n: int) -> str:
     return f"{round(n / 1000)}k"
 
 
+@jinja2.pass_context
+def _spotify_link(context: jinja2.runtime.Context, kind: str, ident: str) -> str:
+    """"Open in Spotify": open.spotify.com, or the emulator's page in demo mode."""
+    return spotify_link(kind, ident, demo=bool(context.get("demo")))
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment: autoescaping, strict undefined, shared context and filters."""
     env = jinja2.Environment(
@@ -107,6 +117,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["clock"] = _clock
     env.filters["day_label"] = _day_label
     env.filters["compact"] = _compact
+    env.globals["spotify_link"] = _spotify_link
     return Jinja2Templates(env=env, context_processors=[_context])
 
 
@@ -145,3 +156,51 @@ def redirect_after_post(request: Request, url: str, message: str | None = None,
     if message:
         flash(request, message, category)
     return redirect(request, url)
+
+
+# A refused plain form's input waits in the session for the GET it is redirected to.
+REFUSED_FORM = "refused_form"
+REFUSED_FORM_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class RefusedForm:
+    """A plain form POST that was refused, as the GET showing the form again needs it."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None
+    status: int = 422
+
+
+def refuse_form(request: Request, url: str, form: str, *,
+                values: Mapping[str, Any] | None = None, errors: Mapping[str, str] | None = None,
+                problem: str | None = None, status_code: int = 422) -> Response | None:
+    """A POST refused (invalid input, a conflict): post/redirect/get for a plain form.
+
+    The input and the errors wait in the session for one GET of `url`, and the browser gets a
+    303 there, so its history holds no POST that a reload or Back would offer to resubmit.
+    None for an HTMX request, which the caller answers with its fragment and `status_code`.
+    """
+    if is_partial(request):
+        return None
+    request.session[REFUSED_FORM] = {
+        "form": form, "values": dict(values or {}), "errors": dict(errors or {}),
+        "problem": problem, "status": status_code, "at": int(time.time())}
+    return redirect(request, url)
+
+
+def take_refused_form(request: Request, form: str) -> RefusedForm | None:
+    """The input and errors `form` was refused with just before this GET, once.
+
+    The GET that shows them answers with the refusal's status (422, 409…); a reload after it
+    finds nothing here and shows a clean form.
+    """
+    stored = request.session.get(REFUSED_FORM)
+    if not isinstance(stored, dict) or stored.get("form") != form:
+        return None
+    request.session.pop(REFUSED_FORM, None)
+    if time.time() - stored.get("at", 0) > REFUSED_FORM_SECONDS:
+        return None
+    return RefusedForm(stored.get("values") or {}, stored.get("errors") or {},
+                       stored.get("problem"), int(stored.get("status") or 422))

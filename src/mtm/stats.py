@@ -52,6 +52,17 @@ class RecentPlay:
     skipped: bool
     source: str
     counted: bool = True
+    record_key: int = 0
+
+    @property
+    def cursor(self) -> Cursor:
+        """Where the play stands in the list: (second it ended, record key)."""
+        return int(self.played_at.timestamp()), self.record_key
+
+    @property
+    def row_id(self) -> str:
+        """A stable HTML id for the play's row, so a refreshed list keeps the rows it has."""
+        return f"play-{self.cursor[0]}-{self.cursor[1]}"
 
 
 # Where a page of plays ends: (second, record key) of its last play, as plays are ordered.
@@ -174,6 +185,12 @@ def recent_plays(conn: sqlite3.Connection, user_id: int, timezone: str,
     zone = ZoneInfo(timezone)
     page = [RecentPlay(datetime.fromtimestamp(r["played_at"], zone), r["track"], r["artist"],
                        r["album"], round(r["ms_played"] / 60000, 1), bool(r["skipped"]),
-                       r["source"], bool(r["counted"])) for r in rows[:limit]]
+                       r["source"], bool(r["counted"]), r["record_key"]) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return page, (last["played_at"], last["record_key"]) if last else None
+
+
+def plays_down_to(conn: sqlite3.Connection, user_id: int, cursor: Cursor) -> int:
+    """How many plays (short streams included) are at `cursor` or newer, as the list orders them."""
+    return conn.execute("SELECT count(*) FROM plays WHERE user_id = ? "
+                        "AND (played_at, record_key) >= (?, ?)", (user_id, *cursor)).fetchone()[0]

@@ -116,3 +116,132 @@ def test_csp_violation_would_be_reported(signed_in_page: Page) -> None:
     assert page.evaluate("() => window.__inline") is None, "the CSP allowed an inline script"
     with pytest.raises(AssertionError, match="Content Security Policy"):
         errors.assert_none()
+
+
+# --- no inline style, ever: CSP-clean page loads and swaps -------------------------------
+
+# Every violation the page meets, whether or not the browser also logs it.
+REPORT_CSP = """document.addEventListener("securitypolicyviolation", (e) =>
+  console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI} ${e.sample}`));"""
+# Scripts may style elements through the CSSOM, which the CSP allows (Chart.js sizes its
+# canvases so). Swapping such an element must not turn that into an inline style attribute:
+# htmx's settle step used to copy it onto the swapped-in element, which the CSP refuses.
+STYLE_IDS = """() => { for (const el of document.querySelectorAll("main [id]"))
+  el.style.setProperty("--mtm-styled-by-a-script", "1"); }"""
+
+
+def _htmx_needs_no_inline_style(page: Page) -> None:
+    config = page.evaluate("""() => ({css: htmx.config.includeIndicatorCSS,
+      settle: htmx.config.defaultSettleDelay, sheets: document.adoptedStyleSheets.length,
+      styles: document.querySelectorAll("style").length})""")
+    assert config == {"css": False, "settle": 0, "sheets": 0, "styles": 0}, config
+
+
+def _swap(page: Page, path: str, action) -> None:
+    """Style the page's elements as a script may, then run one htmx swap to its end."""
+    page.evaluate(STYLE_IDS)
+    with page.expect_response(lambda r: r.request.headers.get("hx-request") == "true"
+                              and path in r.url):
+        action()
+    page.wait_for_load_state("networkidle")
+
+
+def test_pages_and_swaps_need_no_inline_style(signed_in_page: Page, base_url: str,
+                                              tmp_path) -> None:
+    page = signed_in_page
+    page.add_init_script(REPORT_CSP)
+    errors = ConsoleErrors(page, expected_status_urls=(
+        base_url + "/settings/preferences", base_url + "/settings/clear"))
+
+    page.goto("/")
+    _htmx_needs_no_inline_style(page)
+    _swap(page, "/plays", lambda: page.get_by_role("link", name="Show more").click())
+    _swap(page, "/?", lambda: page.locator("#sync-status").get_by_role(
+        "link", name="Refresh").click())
+
+    page.goto("/analytics")
+    _htmx_needs_no_inline_style(page)
+    for label in ("7 days", "All time"):
+        _swap(page, "/analytics?", lambda label=label: page.locator(".switches").get_by_role(
+            "link", name=label).click())
+    _swap(page, "/analytics?", lambda: page.get_by_role("link", name="By minutes").click())
+    page.go_back()
+    page.wait_for_load_state("networkidle")
+
+    page.goto("/playlists")
+    _htmx_needs_no_inline_style(page)
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    _swap(page, "/playlists/preview", lambda: page.locator(
+        'input[name="source"][value="year_in_review"]').check())
+
+    page.goto("/settings")
+    _htmx_needs_no_inline_style(page)
+    _swap(page, "/settings/clear", lambda: page.get_by_role("link", name="Clear all data…").click())
+    _swap(page, "/settings/clear", lambda: page.get_by_role(
+        "button", name="Delete all my listening data").click())
+    _swap(page, "/settings", lambda: page.locator("#danger-zone").get_by_role(
+        "link", name="Cancel").click())
+    page.fill("#pref-timezone", "Mars/Olympus_Mons")
+    _swap(page, "/settings/preferences", lambda: page.get_by_role(
+        "button", name="Save preferences").click())
+    expect(page.locator("#pref-timezone-error")).to_be_visible()
+
+    # Import: a preview of the demo's sample export, its job card polling in place.
+    with page.expect_download() as download:
+        page.locator("#import").get_by_role("link", name="a sample export").click()
+    sample = tmp_path / download.value.suggested_filename
+    download.value.save_as(sample)
+    page.set_input_files("#import-files", sample)
+    _swap(page, "/settings/imports", lambda: page.locator("#import").get_by_role(
+        "button", name="Upload and preview").click())
+    expect(page.locator("#import-job table.report-counts")).to_be_visible(timeout=60_000)
+    job = page.locator("#import-job .job").first.get_attribute("id") or ""
+    page.goto(f"/jobs/{job.removeprefix('job-')}")
+    _htmx_needs_no_inline_style(page)
+    page.wait_for_load_state("networkidle")
+    errors.assert_none()
+
+
+# --- loading indicators ------------------------------------------------------------------
+
+IDLE_INDICATORS = """() => [...document.querySelectorAll(".htmx-indicator")].map((el) => {
+  const box = el.getBoundingClientRect();
+  return {text: el.textContent.trim(), display: getComputedStyle(el).display,
+          width: box.width, height: box.height};
+})"""
+
+
+@pytest.mark.parametrize("path", ["/", "/analytics", "/playlists", "/settings",
+                                  "/settings/clear"])
+def test_idle_indicators_take_no_space_and_are_not_read_out(signed_in_page: Page,
+                                                             path: str) -> None:
+    page = signed_in_page
+    page.goto(path)
+    page.wait_for_load_state("networkidle")
+    indicators = page.evaluate(IDLE_INDICATORS)
+    assert indicators, f"{path} has no loading indicator to check"
+    for found in indicators:
+        # display: none keeps it out of the layout and out of the accessibility tree.
+        assert found["display"] == "none" and found["width"] == found["height"] == 0, found
+    tree = page.locator("main").aria_snapshot()
+    assert "Loading…" not in tree and "Uploading…" not in tree, tree
+
+
+def test_a_region_is_busy_while_it_loads(signed_in_page: Page) -> None:
+    page = signed_in_page
+    page.goto("/")
+    held: list = []
+    page.route("**/plays?*", lambda route: held.append(route))
+    more = page.locator("#recent-plays > li.more")
+    more.get_by_role("link", name="Show more").click()
+    page.wait_for_function("() => document.querySelector('#recent-plays > li.more')"
+                           ".getAttribute('aria-busy') === 'true'")
+    indicator = more.locator(".htmx-indicator")
+    # Shown while the request runs, but still hidden from assistive technology: the region's
+    # aria-busy says it is loading.
+    expect(indicator).to_be_visible()
+    expect(indicator).to_have_attribute("aria-hidden", "true")
+    assert held, "the request was not held"
+    held[0].continue_()
+    expect(page.locator("#recent-plays > li.play")).to_have_count(40)
+    expect(page.locator("[aria-busy]")).to_have_count(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -175,6 +176,72 @@ def test_clear_both_steps_then_restore_without_javascript(nojs_page: Page,
     expect(page.locator("#flashes")).to_contain_text(f": {plays:,} plays.")
     page.goto("/settings/clear")
     assert _plays_to_clear(page) >= plays
+
+
+def _posts(page: Page) -> list[tuple[str, int]]:
+    """(path, status) of every POST the page's frame navigates with, as they come."""
+    seen: list[tuple[str, int]] = []
+    page.on("response", lambda r: seen.append((urlsplit(r.url).path, r.status))
+            if r.request.method == "POST" else None)
+    return seen
+
+
+def _reload_is_a_get(page: Page):
+    """Reload; the browser must not resend a form (no "confirm resubmission")."""
+    reloaded = page.reload()
+    assert reloaded is not None and reloaded.request.method == "GET", reloaded
+    return reloaded
+
+
+def test_refused_preferences_leave_no_post_to_resubmit_without_javascript(
+        nojs_page: Page, base_url: str) -> None:
+    page = nojs_page
+    posts = _posts(page)
+    page.goto("/settings")
+    prefs = page.locator("#preferences")
+    prefs.get_by_label("Time zone").fill("Mars/Olympus_Mons")
+    prefs.get_by_role("radio", name="Sunday").check()
+    with page.expect_navigation() as refused:
+        prefs.get_by_role("button", name="Save preferences").click()
+    # Post/redirect/get: the POST is answered 303, the page after it is a GET, still 422.
+    assert posts == [("/settings/preferences", 303)], posts
+    assert refused.value.request.method == "GET" and refused.value.status == 422
+    assert page.url == base_url + "/settings#preferences"
+    expect(prefs.locator("#pref-timezone-error")).to_contain_text("not a time zone")
+    expect(prefs.get_by_label("Time zone")).to_have_value("Mars/Olympus_Mons")
+    expect(prefs.get_by_role("radio", name="Sunday")).to_be_checked()
+
+    # A reload asks for the page again, without a form: a clean form with what is saved.
+    assert _reload_is_a_get(page).status == 200
+    expect(prefs.locator(".field-error")).to_have_count(0)
+    expect(prefs.get_by_label("Time zone")).to_have_value("UTC")
+    expect(prefs.get_by_role("radio", name="Monday")).to_be_checked()
+    assert len(posts) == 1, f"a form was sent again: {posts}"
+    # Back leads to the page before, not to the POST either.
+    back = page.go_back()
+    assert back is None or back.request.method == "GET"
+    assert len(posts) == 1, f"a form was sent again: {posts}"
+
+
+def test_refused_clear_keeps_what_was_typed_once_without_javascript(nojs_page: Page,
+                                                                    base_url: str) -> None:
+    page = nojs_page
+    posts = _posts(page)
+    page.goto("/settings/clear")
+    plays = _plays_to_clear(page)
+    page.get_by_label("Type DELETE to confirm").fill("delete")
+    with page.expect_navigation() as refused:
+        page.get_by_role("button", name="Delete all my listening data").click()
+    assert [status for _, status in posts] == [303]
+    assert refused.value.request.method == "GET" and refused.value.status == 422
+    assert page.url == base_url + "/settings/clear"
+    expect(page.locator(".field-error")).to_have_count(2)
+    expect(page.get_by_label("Type DELETE to confirm")).to_have_value("delete")
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was deleted.")
+    assert _reload_is_a_get(page).status == 200
+    expect(page.locator(".field-error")).to_have_count(0)
+    expect(page.get_by_label("Type DELETE to confirm")).to_have_value("")
+    assert _plays_to_clear(page) == plays and len(posts) == 1
 
 
 @pytest.mark.parametrize("width", [375, 1280])

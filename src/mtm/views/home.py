@@ -18,15 +18,29 @@ MAX_CURSOR = 2**53
 @login_required
 async def dashboard_page(request: Request) -> Response:
     """Headline figures, last 30 days, this month's tops, recent plays, sync status."""
+    shown_to = _shown_to(request.query_params.get("shown_to"))
+    if isinstance(shown_to, str):
+        return invalid_input(request, shown_to)
     user = await current_user(request)
-    db = request.app.state.services.db
+    services = request.app.state.services
     since = request.query_params.get("since")
     # The dashboard polls with the sync it shows; nothing new costs one small read.
     if (since is not None and is_partial(request)
-            and since == await db.run(dashboard.current_sync_token, user.id)):
+            and since == await services.db.run(dashboard.current_sync_token, user.id)):
         return Response(status_code=204, headers={"Vary": "HX-Request"})
-    data = await db.run(dashboard.load, user.id)
+    data = await services.db.run(dashboard.load, user.id, shown_to=shown_to,
+                                 sync_interval=services.settings.sync_interval)
     return render(request, "home", "dashboard", {"dash": data})
+
+
+def _shown_to(raw: str | None) -> tuple[int, int] | None | str:
+    """The oldest play a refreshed dashboard keeps listed ("second:key"), or what is wrong."""
+    if raw is None or raw == "":
+        return None
+    match = re.fullmatch(r"(\d{1,16}):(-?\d{1,19})", raw)
+    if not match or int(match.group(1)) > MAX_CURSOR or not -(2**63) <= int(match.group(2)) < 2**63:
+        return "`shown_to` must be a second and a record key, as in 1700000000:42."
+    return int(match.group(1)), int(match.group(2))
 
 
 def _cursor(params) -> tuple[int, int] | None | str:
@@ -53,5 +67,7 @@ async def plays(request: Request) -> Response:
     user = await current_user(request)
     items, cursor = await request.app.state.services.db.run(dashboard.history_page, user.id,
                                                             before)
+    # Focus goes to the first row HTMX appends, not back to the top of the page.
     return render(request, "plays", "play_rows",
-                  {"plays": items, "next_cursor": cursor, "before": before})
+                  {"plays": items, "next_cursor": cursor, "before": before,
+                   "focus_first": is_partial(request)})

@@ -7,7 +7,7 @@ from starlette.responses import Response
 from starlette_wtf import csrf_protect
 
 from mtm import demo, imports, uploads, users
-from mtm.rendering import render
+from mtm.rendering import refuse_form, render, take_refused_form
 from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
 from mtm.views.jobs import busy_response, queue, started
@@ -53,6 +53,9 @@ async def _page(request: Request, *, confirming: bool, problem: str | None = Non
     record = await _own_import(request)
     if record is None:
         return _not_found(request)
+    if request.method == "GET" and (refused := take_refused_form(request, request.url.path)):
+        # A plain form refused just before: its reason, once, with its status.
+        problem, status_code = refused.problem, refused.status
     user = await current_user(request)
     timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
     return render(request, "import", "import_detail",
@@ -77,8 +80,11 @@ async def confirm_undo(request: Request) -> Response:
 async def undo(request: Request) -> Response:
     """Step two: undo the import as a background job."""
     if (await request.form()).get("confirm") != "yes":
-        return await _page(request, confirming=True, status_code=422,
-                           problem="Use the Undo button on this page to confirm.")
+        problem = "Use the Undo button on this page to confirm."
+        # Without JavaScript: back to the confirmation (post/redirect/get), which says why.
+        if plain := refuse_form(request, request.url.path, request.url.path, problem=problem):
+            return plain
+        return await _page(request, confirming=True, status_code=422, problem=problem)
     record = await _own_import(request)
     if record is None:
         return _not_found(request)

@@ -13,7 +13,15 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette_wtf import csrf_protect
 
 from mtm import backups, connection, exports, imports, jobs, preferences, stats, sync, users
-from mtm.rendering import flash, is_partial, redirect, redirect_after_post, render
+from mtm.rendering import (
+    flash,
+    is_partial,
+    redirect,
+    redirect_after_post,
+    refuse_form,
+    render,
+    take_refused_form,
+)
 from mtm.session import current_user, login_required, sign_out
 from mtm.views.errors import error_response
 
@@ -77,9 +85,12 @@ async def _done(request: Request, user: users.User, fragment: str) -> Response:
 
 @login_required
 async def settings_page(request: Request) -> Response:
-    """Every setting of the signed-in user."""
+    """Every setting of the signed-in user (with preferences refused just before, once)."""
     user = await current_user(request)
-    return render(request, "settings", "settings_main", await _context(request, user))
+    refused = take_refused_form(request, "preferences")
+    extra = {"values": refused.values, "errors": refused.errors} if refused else {}
+    return render(request, "settings", "settings_main", await _context(request, user, **extra),
+                  status_code=refused.status if refused else 200)
 
 
 @login_required
@@ -133,6 +144,9 @@ async def save_preferences(request: Request) -> Response:
                  ("timezone", "week_start", "chart_metric", "playlist_source")}
     prefs, errors = preferences.parse_form(submitted)
     if prefs is None:
+        if plain := refuse_form(request, request.url_for("settings").path + "#preferences",
+                                "preferences", values=submitted, errors=errors):
+            return plain
         return render(request, "settings", "settings_preferences",
                       await _context(request, user, values=submitted, errors=errors),
                       status_code=422)
@@ -215,10 +229,25 @@ async def download_backup(request: Request) -> Response:
 
 
 async def _confirm(request: Request, user: users.User, fragment: str, title: str,
-                   status_code: int = 200, **extra: Any) -> Response:
+                   status_code: int = 200, values: dict[str, Any] | None = None,
+                   **extra: Any) -> Response:
+    """A confirmation step, its page or fragment; `values` is what the user sent.
+
+    A POST here was refused: a plain form is redirected to the step's GET (the same path),
+    which shows the input and the errors once, with the refusal's status.
+    """
+    if request.method == "POST" and (plain := refuse_form(
+            request, request.url.path, request.url.path, values=values,
+            errors=extra.get("form_errors"), problem=extra.get("problem"),
+            status_code=status_code)):
+        return plain
+    if request.method == "GET" and (refused := take_refused_form(request, request.url.path)):
+        values = refused.values
+        extra.update(form_errors=refused.errors, problem=refused.problem)
+        status_code = refused.status
     counts = await request.app.state.services.db.run(backups.data_counts, user.id)
     context = await _context(request, user, counts=counts, title=title, confirm=fragment,
-                             **extra)
+                             **{**extra, **(values or {})})
     context.setdefault("form_errors", {})
     context.setdefault("problem", None)
     return render(request, "settings_confirm", fragment, context, status_code=status_code)
@@ -328,19 +357,21 @@ async def clear(request: Request) -> Response:
         errors["confirm"] = f"Type {CLEAR_WORD} in capital letters to confirm."
     if errors:
         return await _confirm(request, user, "settings_clear", "Clear all data", 422,
-                              typed=typed, understood=understood, form_errors=errors)
+                              {"typed": typed, "understood": understood}, form_errors=errors)
     services = request.app.state.services
     try:
         counts, backup = await services.db.run(backups.clear_with_backup,
                                                 services.settings.backups_dir, user.id)
     except backups.BackupError as exc:
         return await _confirm(request, user, "settings_clear", "Clear all data", exc.status,
-                              typed=typed, understood=understood, problem=exc.message)
+                              {"typed": typed, "understood": understood}, problem=exc.message)
     timezone = await services.db.run(users.user_timezone, user.id)
+    # The same things, counted the same way, as the confirmation step listed.
     flash(request, (f"Deleted all your listening data: {_n(counts.plays, 'play')}, "
                     f"{_n(counts.snapshots, 'top-list snapshot')}, "
-                    f"{_n(counts.sync_runs, 'sync run')} and "
-                    f"{_n(counts.playlists, 'playlist record')}. A backup was taken first "
+                    f"{_n(counts.sync_runs, 'sync run')}, {_n(counts.imports, 'import')} and "
+                    f"{_n(counts.playlists, 'playlist')} from your Playlists page (those stay "
+                    "on Spotify). A backup was taken first "
                     f"({backup.created_label(timezone)}): to get everything back, choose Restore "
                     "next to it under Backups."), "success")
     return await _done(request, user, "settings_main")
@@ -366,7 +397,7 @@ async def disconnect(request: Request) -> Response:
     choice = form.get("history")
     if choice not in HISTORY_CHOICES or form.get("confirm") != "yes":
         return await _confirm(request, user, "settings_disconnect", "Disconnect Spotify", 422,
-                              history_choice=choice if choice in HISTORY_CHOICES else "",
+                              {"history_choice": choice if choice in HISTORY_CHOICES else ""},
                               form_errors={"history": "Choose whether to keep or delete your "
                                            "listening history."})
     services = request.app.state.services
@@ -375,7 +406,7 @@ async def disconnect(request: Request) -> Response:
                                        user.id, delete_history=choice == "delete")
     except backups.BackupError as exc:
         return await _confirm(request, user, "settings_disconnect", "Disconnect Spotify",
-                              exc.status, history_choice=choice, problem=exc.message)
+                              exc.status, {"history_choice": choice}, problem=exc.message)
     sign_out(request)
     if backup is None:
         flash(request, "Spotify is disconnected and you are signed out. Your listening history "
