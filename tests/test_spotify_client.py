@@ -15,6 +15,7 @@ from mtm.spotify.client import (
     AuthorizationFailed,
     ConsentExpired,
     NotFound,
+    QuotaExceeded,
     RateLimited,
     SpotifyClient,
     SpotifyError,
@@ -237,6 +238,49 @@ def test_retry_after_default_when_absent_or_garbled(header, expected):
     with pytest.raises(RateLimited) as limited:
         run(main())
     assert limited.value.retry_after == expected
+
+
+QUOTA_BODY = {"error": {"status": 429, "message": "Quota exceeded",
+                         "reason": "QUOTA_EXCEEDED"}}
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("7200", 7200),
+    # No Retry-After: the daily quota lasts until midnight UTC (the clock is at 00:16:40).
+    (None, 86400 - 1000)])
+def test_quota_exceeded_is_told_apart_from_a_burst_limit(header, expected):
+    def handler(request: httpx.Request) -> httpx.Response:
+        headers = {"Retry-After": header} if header is not None else {}
+        return httpx.Response(429, headers=headers, json=QUOTA_BODY)
+
+    async def main():
+        client = _mock_client(handler)
+        try:
+            await client.me("token")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(QuotaExceeded) as exhausted:
+        run(main())
+    assert exhausted.value.retry_after == expected
+    assert "daily allowance" in exhausted.value.message
+
+
+def test_a_burst_limit_is_not_the_quota():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "5"},
+                              json={"error": {"status": 429, "message": "API rate limit"}})
+
+    async def main():
+        client = _mock_client(handler)
+        try:
+            await client.me("token")
+        finally:
+            await client.aclose()
+
+    with pytest.raises(RateLimited) as limited:
+        run(main())
+    assert not isinstance(limited.value, QuotaExceeded) and limited.value.retry_after == 5
 
 
 def test_server_errors_are_retried_twice_then_unavailable():

@@ -172,6 +172,30 @@ async def test_items_that_are_not_music_are_counted_not_stored(world: World) -> 
     assert name == local.track.name and spotify_id is None
 
 
+async def test_quota_exceeded_defers_every_user_until_it_resets(world: World) -> None:
+    first = await connect_user(world, "demo")
+    second = await connect_user(world, "newcomer")
+    world.emulator.fail("/v1/me/player/recently-played", 429, reason="QUOTA_EXCEEDED")
+    scheduler = Scheduler(world.db, world.client, interval=0, pacer=fast_pacer())
+    before = len(world.emulator.requests)
+    results = dict(await scheduler.run_once())
+    assert {results[first].outcome, results[second].outcome} == {"deferred"}
+    assert "daily allowance" in results[first].error
+    until = world.count("SELECT until FROM spotify_quota")
+    assert until > time.time() and results[first].retry_at == until
+    # Only the first call reached Spotify; the second user was not even tried there.
+    assert len(world.emulator.requests) - before == 1
+    # Until the quota resets, no user is due and nothing is sent.
+    assert await scheduler.run_once() == []
+    assert len(world.emulator.requests) - before == 1
+    # The reset time comes (the runs were deferred to it too).
+    with world.conn() as conn:
+        conn.execute("UPDATE spotify_quota SET until = ?", (int(time.time()) - 1,))
+        conn.execute("UPDATE sync_runs SET retry_at = ?", (int(time.time()) - 1,))
+    resumed = dict(await scheduler.run_once())
+    assert resumed[first].outcome == resumed[second].outcome == "ok"
+
+
 async def test_rate_limit_defers_that_user_only(world: World) -> None:
     first = await connect_user(world, "demo")
     second = await connect_user(world, "newcomer")
@@ -253,9 +277,11 @@ async def test_artists_without_genres_are_normal(world: World) -> None:
     result = await run(world, user)
     assert result.outcome == "ok"
     assert world.count("SELECT count(*) FROM artist_genres") == 0
-    # Looked up once, answered without genres: not asked again.
+    # Looked up once, answered without genres: not asked again (a local file's artist has
+    # no id to look up).
     assert world.count("SELECT count(*) FROM artists a JOIN user_artists ua "
-                       "ON ua.artist_id = a.id WHERE a.details_fetched_at IS NULL") == 0
+                       "ON ua.artist_id = a.id WHERE a.details_fetched_at IS NULL "
+                       "AND a.spotify_id IS NOT NULL") == 0
 
 
 async def test_two_schedulers_never_sync_a_user_twice(world: World) -> None:
@@ -275,20 +301,6 @@ async def test_two_schedulers_never_sync_a_user_twice(world: World) -> None:
     assert world.count("SELECT count(*) FROM plays") == 50
 
 
-def test_lease_expires(tmp_path: Path) -> None:
-    conn = db.connect(tmp_path / "l.sqlite3")
-    db.migrate(conn)
-    conn.execute("INSERT INTO users (id, spotify_id, display_name, created_at) "
-                 "VALUES (1, 'a', 'A', 0)")
-    assert sync.acquire_lease(conn, 1, "a", now=1000, ttl=60)
-    assert not sync.acquire_lease(conn, 1, "b", now=1059, ttl=60)
-    assert sync.acquire_lease(conn, 1, "b", now=1060, ttl=60)
-    sync.release_lease(conn, 1, "a")  # not a's any more: nothing happens
-    assert not sync.acquire_lease(conn, 1, "a", now=1061, ttl=60)
-    sync.release_lease(conn, 1, "b")
-    assert sync.acquire_lease(conn, 1, "a", now=1062, ttl=60)
-
-
 async def test_one_users_crash_does_not_stop_the_others(world: World, monkeypatch) -> None:
     first = await connect_user(world, "demo")
     second = await connect_user(world, "newcomer")
@@ -305,7 +317,7 @@ async def test_one_users_crash_does_not_stop_the_others(world: World, monkeypatc
     assert results[first].outcome == "failed"
     assert "unexpected" in results[first].error.lower()
     assert results[second].outcome == "ok"
-    assert world.count("SELECT count(*) FROM sync_leases") == 0
+    assert world.count("SELECT count(*) FROM leases") == 0
 
 
 REPO = Path(__file__).resolve().parents[1]

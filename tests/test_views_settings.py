@@ -17,7 +17,7 @@ from html import unescape
 import httpx
 import pytest
 
-from mtm import exports, history, sync
+from mtm import exports, history, leases, sync
 from tests.conftest import BASE_URL, csrf_from, first_sync_plays, make_play, sign_in
 
 HX = {"HX-Request": "true"}
@@ -43,6 +43,17 @@ async def count(app, sql: str, *args) -> int:
 
 def flashes(html: str) -> list[str]:
     return [unescape(m) for m in re.findall(r'class="flash flash-\w+"[^>]*>([^<]*)<', html)]
+
+
+async def refused_page(client: httpx.AsyncClient, response: httpx.Response, location: str,
+                       status: int = 422) -> httpx.Response:
+    """A plain form POST that was refused: a 303 to `location` (post/redirect/get), whose GET
+    shows the form with the input and errors once, with the refusal's status."""
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == location
+    page = await client.get(location.split("#")[0])
+    assert page.status_code == status and page.text.startswith("<!doctype html>")
+    return page
 
 
 @pytest.fixture(autouse=True)
@@ -177,7 +188,7 @@ async def test_sync_now_while_the_scheduler_syncs_is_a_conflict(client: httpx.As
     token = await token_of(client)
     user = await user_id_of(app, "demo")
     db = services_of(app).db
-    await db.run(sync.acquire_lease, user, "scheduler", int(time.time()))
+    await db.run(leases.acquire, user, sync.LEASE, "scheduler", ttl=600)
     await db.run(sync.start_run, user, int(time.time()))
     response = await client.post("/settings/sync", data={"csrf_token": token})
     assert response.status_code == 409
@@ -234,12 +245,20 @@ async def test_invalid_preferences_are_422_next_to_the_field(
     await sign_in(client)
     token = await token_of(client)
     data = {**PREFS, field: value, "csrf_token": token}
-    page = await client.post("/settings/preferences", data=data)
-    assert page.status_code == 422 and page.text.startswith("<!doctype html>")
+    page = await refused_page(client, await client.post("/settings/preferences", data=data),
+                              "/settings#preferences")
     assert f'id="{error_id}"' in page.text and "Nothing was saved" in page.text
     assert page.text.count('class="field-error"') == 1
+    # The user's input comes back, every field of it.
+    assert 'name="playlist_source"' in page.text
     if field == "timezone":
         assert 'value="Mars/Olympus_Mons"' in page.text and 'aria-invalid="true"' in page.text
+    else:
+        assert 'value="Asia/Tokyo"' in page.text
+    # Shown once: a reload is a clean form with what is saved.
+    again = await client.get("/settings")
+    assert again.status_code == 200 and "Nothing was saved" not in again.text
+    assert 'value="UTC"' in again.text
     fragment = await client.post("/settings/preferences", data=data, headers=HX)
     assert fragment.status_code == 422 and fragment.text.startswith('<section id="preferences"')
     assert f'id="{error_id}"' in fragment.text
@@ -363,9 +382,13 @@ async def test_restore_needs_confirmation(client: httpx.AsyncClient, app) -> Non
     assert 'name="confirm" value="yes"' in confirm.text
     fragment = await client.get(f"/settings/backups/{backup_id}/restore", headers=HX)
     assert fragment.text.startswith('<section id="backups"') and "<h2" in fragment.text
-    refused = await client.post(f"/settings/backups/{backup_id}/restore",
-                                data={"csrf_token": token})
-    assert refused.status_code == 422 and "Nothing was restored" in refused.text
+    path = f"/settings/backups/{backup_id}/restore"
+    refused = await refused_page(client, await client.post(path, data={"csrf_token": token}),
+                                 path)
+    assert "Nothing was restored" in refused.text
+    assert "Nothing was restored" not in (await client.get(path)).text
+    fragment = await client.post(path, data={"csrf_token": token}, headers=HX)
+    assert fragment.status_code == 422 and "Nothing was restored" in fragment.text
     assert await count(app, "SELECT count(*) FROM backups") == 1
 
 
@@ -401,9 +424,8 @@ async def test_delete_a_backup(client: httpx.AsyncClient, app) -> None:
     backup_id = await make_backup(client, token)
     confirm = await client.get(f"/settings/backups/{backup_id}/delete", headers=HX)
     assert confirm.status_code == 200 and "Delete this backup" in confirm.text
-    refused = await client.post(f"/settings/backups/{backup_id}/delete",
-                                data={"csrf_token": token})
-    assert refused.status_code == 422
+    path = f"/settings/backups/{backup_id}/delete"
+    await refused_page(client, await client.post(path, data={"csrf_token": token}), path)
     deleted = await client.post(f"/settings/backups/{backup_id}/delete",
                                 data={"csrf_token": token, "confirm": "yes"})
     assert deleted.status_code == 303
@@ -475,6 +497,11 @@ async def test_clear_refuses_without_both_confirmations(client: httpx.AsyncClien
     for headers in ({}, HX):
         response = await client.post("/settings/clear", data={**form, "csrf_token": token},
                                      headers=headers)
+        if not headers:
+            response = await refused_page(client, response, "/settings/clear")
+            # What was typed comes back with the errors.
+            if form.get("confirm"):
+                assert f'value="{form["confirm"]}"' in response.text
         assert response.status_code == 422
         assert set(re.findall(r'class="field-error" id="([^"]+)"', response.text)) == errors
         assert "Nothing was deleted." in response.text
@@ -500,11 +527,14 @@ async def test_clear_during_a_sync_is_a_conflict(client: httpx.AsyncClient, app,
     await sign_in(client)
     token = await token_of(client)
     user = await user_id_of(app, "demo")
-    await services_of(app).db.run(sync.acquire_lease, user, "scheduler", int(time.time()))
-    response = await client.post("/settings/clear", data={"csrf_token": token,
-                                                          "understand": "yes",
-                                                          "confirm": "DELETE"})
-    assert response.status_code == 409 and "A sync of your account is running" in response.text
+    await services_of(app).db.run(leases.acquire, user, sync.LEASE, "scheduler",
+                                  ttl=600)
+    data = {"csrf_token": token, "understand": "yes", "confirm": "DELETE"}
+    response = await refused_page(client, await client.post("/settings/clear", data=data),
+                                  "/settings/clear", status=409)
+    assert "A sync of your account is running" in response.text
+    fragment = await client.post("/settings/clear", data=data, headers=HX)
+    assert fragment.status_code == 409 and "A sync of your account is running" in fragment.text
     assert await count(app, "SELECT count(*) FROM plays") == first_sync_plays(emulator)
 
 
@@ -547,7 +577,8 @@ async def test_disconnect_needs_a_choice(client: httpx.AsyncClient, app, form: d
     token = await token_of(client)
     data = {"confirm": "yes", **form} if form.get("history") != "keep" else form
     response = await client.post("/settings/disconnect", data={**data, "csrf_token": token})
-    assert response.status_code == 422
+    page = await refused_page(client, response, "/settings/disconnect")
+    assert "Choose whether to keep or delete your listening history." in page.text
     assert await count(app, "SELECT count(*) FROM tokens") == 1
     assert (await client.get("/settings")).status_code == 200
 
@@ -586,3 +617,52 @@ async def test_sync_status_says_what_was_not_music(client: httpx.AsyncClient, ap
     await services_of(app).db.run(
         lambda c: c.execute("UPDATE sync_runs SET items_skipped = 0"))
     assert "not music" not in (await client.get("/settings/sync")).text
+
+
+async def test_a_used_up_quota_is_said_and_pages_keep_working(client: httpx.AsyncClient,
+                                                               app) -> None:
+    await sign_in(client)
+    await services_of(app).db.run(lambda c: c.execute(
+        "INSERT INTO spotify_quota (id, until, noticed_at) VALUES (1, ?, 0)",
+        (int(time.time()) + 3600,)))
+    for path in ("/", "/analytics", "/playlists", "/settings"):
+        assert (await client.get(path)).status_code == 200, path
+    for headers in ({}, HX):
+        html = (await client.get("/settings/sync", headers=headers)).text
+        assert "used up its daily allowance of Spotify requests. Syncs of every account" in html
+    requests = len(services_of(app).emulator.requests)
+    token = csrf_from((await client.get("/settings")).text)
+    await client.post("/settings/sync", data={"csrf_token": token})
+    assert len(services_of(app).emulator.requests) == requests  # Spotify was not asked
+    await services_of(app).db.run(lambda c: c.execute("DELETE FROM spotify_quota"))
+    assert "Syncs of every account" not in (await client.get("/settings/sync")).text
+
+
+async def test_clear_counts_the_playlists_the_page_lists(client: httpx.AsyncClient,
+                                                         app) -> None:
+    await sign_in(client)
+    token = await token_of(client)
+    user = await user_id_of(app, "demo")
+    now = int(time.time())
+    rows = [("Listed", "spotify-listed", None), ("Deleted", "spotify-deleted", now),
+            ("Never made", None, None)]
+    for name, spotify_id, deleted_at in rows:
+        await services_of(app).db.run(lambda c, n=name, s=spotify_id, d=deleted_at: c.execute(
+            "INSERT INTO playlists (user_id, name, source, spotify_id, deleted_at, created_at, "
+            "updated_at) VALUES (?, ?, 'current_rotation', ?, ?, ?, ?)",
+            (user, n, s, d, now, now)))
+    listed = (await client.get("/playlists")).text
+    assert "Listed" in listed and "Never made" not in listed
+    for headers in ({}, HX):
+        step = unescape((await client.get("/settings/clear", headers=headers)).text)
+        assert ("<strong>1</strong> playlist listed on your Playlists page: only this app's "
+                "record of it (the playlist stays on Spotify), and what it still remembers of "
+                "<strong>2</strong> playlists you deleted or that never got made") in step
+        assert "<strong>1</strong> import listed" not in step
+    cleared = await client.post("/settings/clear", data={"csrf_token": token,
+                                                         "understand": "yes", "confirm": "DELETE"})
+    assert cleared.status_code == 303
+    [message] = flashes((await client.get("/settings")).text)
+    assert "0 imports and 1 playlist from your Playlists page (those stay on Spotify)" in message
+    # What was counted is what went: every record, listed or not.
+    assert await count(app, "SELECT count(*) FROM playlists WHERE user_id = ?", user) == 0

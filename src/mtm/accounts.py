@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
 import time
@@ -9,14 +10,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from mtm import users
+from mtm import leases, quota, users
 from mtm.db import Database, transaction
+from mtm.jobs import make_holder
 from mtm.spotify import oauth
-from mtm.spotify.client import ConsentExpired, SpotifyClient, TokenSet, Unauthorized
+from mtm.spotify.client import (
+    ConsentExpired,
+    QuotaExceeded,
+    SpotifyClient,
+    SpotifyUnavailable,
+    TokenSet,
+    Unauthorized,
+)
 
 T = TypeVar("T")
 STATE_TTL = 600
 REFRESH_MARGIN = 60
+REFRESH_LEASE = "token-refresh"
+# A token request takes well under a second; with the client's timeout and retries a slow
+# one still ends inside the lease, and a holder that crashed lets go when it runs out.
+REFRESH_TTL = 20
+REFRESH_WAIT = 25.0
+REFRESH_POLL = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,13 +95,48 @@ async def complete_login(db: Database, client: SpotifyClient, code: str,
 
 
 async def access_token(db: Database, client: SpotifyClient, user_id: int, *,
-                       force_refresh: bool = False) -> str:
-    """A valid access token, refreshed (and the new refresh token stored) when needed."""
-    stored = await db.run(users.get_tokens, user_id)
-    if stored is None:
-        raise ConsentExpired()
-    if not force_refresh and stored.expires_at - REFRESH_MARGIN > time.time():
-        return stored.access_token
+                       replacing: str | None = None) -> str:
+    """A valid access token, refreshed (and the new refresh token stored) when needed.
+
+    Refresh tokens are single-use, so two refreshes at once (the scheduler and a page, or two
+    processes) would spend the same token twice and Spotify would refuse the second as if the
+    consent had ended. One refresh runs at a time per user, under a lease in the database;
+    whoever finds it taken waits for the new token instead. `replacing` is a token Spotify
+    refused (401): any other stored token will do, else it is refreshed whatever its expiry.
+    """
+    holder = make_holder("token")
+    deadline = time.monotonic() + REFRESH_WAIT
+    while True:
+        stored = await db.run(users.get_tokens, user_id)
+        if stored is None:
+            raise ConsentExpired()
+        if _usable(stored, replacing, client.now()):
+            return stored.access_token
+        if await db.run(leases.acquire, user_id, REFRESH_LEASE, holder, ttl=REFRESH_TTL):
+            try:
+                # Read again under the lease: a refresh may have ended since the read above.
+                stored = await db.run(users.get_tokens, user_id)
+                if stored is None:
+                    raise ConsentExpired()
+                if _usable(stored, replacing, client.now()):
+                    return stored.access_token
+                return await _refresh(db, client, user_id, stored)
+            finally:
+                await db.run(leases.release, user_id, REFRESH_LEASE, holder)
+        if time.monotonic() > deadline:
+            raise SpotifyUnavailable("Renewing the Spotify sign-in is taking too long; try "
+                                     "again in a minute.", status=503)
+        await asyncio.sleep(REFRESH_POLL)
+
+
+def _usable(stored: users.StoredTokens, replaced: str | None, now: float) -> bool:
+    """Whether the stored access token will do: not the refused one, and not expiring."""
+    return stored.access_token != replaced and stored.expires_at - REFRESH_MARGIN > now
+
+
+async def _refresh(db: Database, client: SpotifyClient, user_id: int,
+                   stored: users.StoredTokens) -> str:
+    """Spend the refresh token (the caller holds the refresh lease); store the new pair."""
     try:
         fresh = await client.refresh(stored.refresh_token)
     except ConsentExpired:
@@ -99,10 +149,21 @@ async def access_token(db: Database, client: SpotifyClient, user_id: int, *,
 
 async def with_token(db: Database, client: SpotifyClient, user_id: int,
                      operation: Callable[[str], Awaitable[T]]) -> T:
-    """Run an API call with the user's token, refreshing once if Spotify says it expired."""
-    token = await access_token(db, client, user_id)
+    """Run an API call with the user's token, refreshing once if Spotify says it expired.
+
+    While the app's daily quota is used up, nothing is sent: Spotify would refuse it too.
+    """
+    now = int(time.time())
+    until = await db.run(quota.exhausted_until, now)
+    if until is not None:
+        raise QuotaExceeded(until - now)
     try:
-        return await operation(token)
-    except Unauthorized:
-        token = await access_token(db, client, user_id, force_refresh=True)
-        return await operation(token)
+        token = await access_token(db, client, user_id)
+        try:
+            return await operation(token)
+        except Unauthorized:
+            token = await access_token(db, client, user_id, replacing=token)
+            return await operation(token)
+    except QuotaExceeded as exc:
+        await db.run(quota.record_exhausted, int(time.time()) + exc.retry_after)
+        raise

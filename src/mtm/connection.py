@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mtm import jobs, sync, users
+from mtm import jobs, leases, quota, sync, users
 from mtm.db import transaction
 
 log = logging.getLogger("mtm.connection")
@@ -62,6 +62,8 @@ class Connection:
     consent_expires_at: int | None
     reconnect_needed: bool
     now: int
+    # When the app's used-up daily Spotify quota resets; None while requests are allowed.
+    quota_until: int | None = None
 
     @property
     def missing(self) -> list[tuple[str, str]]:
@@ -122,12 +124,13 @@ def load(conn: sqlite3.Connection, user_id: int, now: int | None = None) -> Conn
     if user is None:
         raise LookupError(user_id)
     tokens = users.get_tokens(conn, user_id)
+    until = quota.exhausted_until(conn, now)
     if tokens is None:
         return Connection(user.spotify_id, user.display_name, False, (), None, None,
-                          user.reconnect_needed, now)
+                          user.reconnect_needed, now, until)
     return Connection(user.spotify_id, user.display_name, True, tuple(tokens.scope.split()),
                       tokens.consented_at, add_months(tokens.consented_at, CONSENT_MONTHS),
-                      user.reconnect_needed, now)
+                      user.reconnect_needed, now, until)
 
 
 def sync_running(conn: sqlite3.Connection, user_id: int, now: int | None = None) -> bool:
@@ -136,8 +139,7 @@ def sync_running(conn: sqlite3.Connection, user_id: int, now: int | None = None)
     run = sync.latest_run(conn, user_id)
     if run is None or run.outcome != "running":
         return False
-    return conn.execute("SELECT 1 FROM sync_leases WHERE user_id = ? AND expires_at > ?",
-                        (user_id, now)).fetchone() is not None
+    return leases.held_by(conn, user_id, sync.LEASE, now) is not None
 
 
 # --- sync now ---------------------------------------------------------------------------
@@ -197,7 +199,7 @@ async def sync_job(ctx: jobs.JobContext) -> dict[str, Any]:
                                holder=jobs.make_holder(f"sync-now-{ctx.job.id}"),
                                pacer=JobPacer(services.scheduler.pacer, ctx))
     if run is None:
-        holder = await ctx.db.run(sync.lease_holder, ctx.job.user_id) or ""
+        holder = await ctx.db.run(leases.held_by, ctx.job.user_id, sync.LEASE) or ""
         if holder.startswith(("import", "undo")):
             raise jobs.JobError("An import of your history is running, and syncs wait for it. "
                                 "Sync again once it has finished.")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mtm import accounts
+from mtm import accounts, leases, quota
 from mtm.db import Database, transaction
 from mtm.history import (
     AlbumIn,
@@ -32,6 +32,8 @@ from mtm.spotify.client import ConsentExpired, RateLimited, SpotifyClient, Spoti
 
 log = logging.getLogger("mtm.sync")
 
+# The lease (mtm.leases) held by whatever writes a user's history: syncs, imports, clears.
+LEASE = "sync"
 LEASE_SECONDS = 600
 TIME_RANGES = ("short_term", "medium_term", "long_term")
 KINDS = ("tracks", "artists")
@@ -152,40 +154,14 @@ def get_run(conn: sqlite3.Connection, run_id: int) -> SyncRun | None:
     return SyncRun(*row) if row else None
 
 
-# --- leases and who is due -------------------------------------------------------
-
-
-def acquire_lease(conn: sqlite3.Connection, user_id: int, holder: str, now: int,
-                  ttl: int = LEASE_SECONDS) -> bool:
-    """Take the user's sync lease unless another live holder has it."""
-    with transaction(conn):
-        conn.execute(
-            """INSERT INTO sync_leases (user_id, holder, expires_at) VALUES (?, ?, ?)
-               ON CONFLICT(user_id) DO UPDATE SET holder = excluded.holder,
-                   expires_at = excluded.expires_at
-               WHERE sync_leases.expires_at <= ? OR sync_leases.holder = excluded.holder""",
-            (user_id, holder, now + ttl, now))
-        row = conn.execute("SELECT holder FROM sync_leases WHERE user_id = ?",
-                           (user_id,)).fetchone()
-    return row is not None and row[0] == holder
-
-
-def lease_holder(conn: sqlite3.Connection, user_id: int, now: int | None = None) -> str | None:
-    """Who holds the user's lease now (kind:host:pid:nonce), if anyone."""
-    row = conn.execute("SELECT holder FROM sync_leases WHERE user_id = ? AND expires_at > ?",
-                       (user_id, int(now if now is not None else time.time()))).fetchone()
-    return row[0] if row else None
-
-
-def release_lease(conn: sqlite3.Connection, user_id: int, holder: str) -> None:
-    """Give the lease back (only if still ours)."""
-    with transaction(conn):
-        conn.execute("DELETE FROM sync_leases WHERE user_id = ? AND holder = ?",
-                     (user_id, holder))
+# --- who is due -------------------------------------------------------------------
 
 
 def users_due(conn: sqlite3.Connection, now: int) -> list[int]:
     """Connected users who are not waiting for a reconnect or a rate-limit deadline."""
+    if quota.exhausted_until(conn, now) is not None:
+        # The app's daily quota is everyone's: nobody is due until it resets.
+        return []
     rows = conn.execute(
         """SELECT u.id FROM users u JOIN tokens t ON t.user_id = u.id
            WHERE u.reconnect_needed = 0 AND NOT EXISTS (
@@ -321,7 +297,7 @@ async def sync_user(db: Database, client: SpotifyClient, user_id: int, *, holder
     the scheduler's next pass does the rest).
     """
     now = int(now or time.time())
-    if not await db.run(acquire_lease, user_id, holder, now):
+    if not await db.run(leases.acquire, user_id, LEASE, holder, ttl=LEASE_SECONDS, now=now):
         return None
     try:
         await db.run(close_interrupted_runs, user_id)
@@ -354,4 +330,4 @@ async def sync_user(db: Database, client: SpotifyClient, user_id: int, *, holder
             await db.run(finish_run, run_id, "ok")
         return await db.run(get_run, run_id)
     finally:
-        await db.run(release_lease, user_id, holder)
+        await db.run(leases.release, user_id, LEASE, holder)

@@ -57,6 +57,20 @@ class RateLimited(SpotifyError):
             detail=detail)
 
 
+class QuotaExceeded(RateLimited):
+    """Spotify answered 429 with reason QUOTA_EXCEEDED: the app's daily quota, not a burst.
+
+    It holds for every user of this app until it resets: Retry-After when Spotify sends
+    one, else the next midnight UTC (the quota is daily).
+    """
+
+    def __init__(self, retry_after: int, *, detail: str = "") -> None:
+        super().__init__(
+            retry_after, "This app has used up its daily allowance of Spotify requests; "
+                         f"Spotify can be asked again in {_human_wait(retry_after)}.",
+            detail=detail)
+
+
 class SpotifyUnavailable(SpotifyError):
     """Spotify failed (5xx), did not answer in time, or could not be reached."""
 
@@ -135,6 +149,10 @@ class SpotifyClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def now(self) -> float:
+        """The client's clock: token expiry times are on it."""
+        return self._clock()
 
     async def aclose(self) -> None:
         """Close the connection pool."""
@@ -274,6 +292,9 @@ class SpotifyClient:
             return _json(response)
         detail = f"{status} {method} {path}: {_api_error_message(response)}"
         if status == 429:
+            if _api_error_reason(response) == "QUOTA_EXCEEDED":
+                raise QuotaExceeded(_quota_wait(response.headers.get("Retry-After"),
+                                                self._clock()), detail=detail)
             raise RateLimited(_retry_after(response.headers.get("Retry-After")), detail=detail)
         if status == 401:
             raise Unauthorized(detail=detail)
@@ -347,6 +368,22 @@ def _api_error_message(response: httpx.Response) -> str:
     return str(error or "")
 
 
+def _api_error_reason(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return str(error.get("reason", "")) if isinstance(error, dict) else ""
+
+
+def _quota_wait(retry_after: str | None, now: float) -> int:
+    """Seconds until the daily quota resets: Retry-After if given, else midnight UTC."""
+    seconds = _seconds(retry_after)
+    if seconds is not None:
+        return seconds
+    return max(1, 86400 - int(now) % 86400)
+
+
 def _accounts_error(response: httpx.Response) -> tuple[str, str]:
     try:
         payload = response.json()
@@ -357,12 +394,18 @@ def _accounts_error(response: httpx.Response) -> tuple[str, str]:
 
 def _retry_after(value: str | None) -> int:
     """Seconds from a Retry-After header; 60 when it is missing or unreadable."""
+    seconds = _seconds(value)
+    return 60 if seconds is None else seconds
+
+
+def _seconds(value: str | None) -> int | None:
+    """A Retry-After header in whole seconds; None when it is missing or unreadable."""
     try:
         seconds = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return 60
+        return None
     if not math.isfinite(seconds) or seconds < 0:
-        return 60
+        return None
     return math.ceil(seconds)
 
 
