@@ -104,6 +104,17 @@ async def post(client: httpx.AsyncClient, body: bytes, headers: dict | None = No
                              headers={**MULTIPART, **(headers or {})})
 
 
+async def shown(client: httpx.AsyncClient, response: httpx.Response) -> httpx.Response:
+    """A plain upload refused for what it holds goes back to Settings (303, post/redirect/
+    get), which shows why once, with the refusal's status."""
+    assert response.status_code == 303, response.text
+    assert response.headers["location"] == "/settings#import"
+    page = await client.get("/settings")
+    assert "Nothing was uploaded:" in page.text
+    assert "Nothing was uploaded:" not in (await client.get("/settings")).text
+    return page
+
+
 # --- valid uploads ------------------------------------------------------------------------
 
 
@@ -269,7 +280,7 @@ async def test_a_body_over_the_limit_is_refused_and_nothing_kept(
     token = await token_of(signed_in)
     body = multipart([field("csrf_token", token), upload_file("a.json", b"[" + b" " * 6_000),
                       upload_file("b.json", b" " * 6_000 + b"]")])
-    response = await post(signed_in, body)
+    response = await shown(signed_in, await post(signed_in, body))
     assert response.status_code == 413
     assert "nothing was kept" in response.text
     assert_nothing_kept(settings)
@@ -292,9 +303,9 @@ async def test_a_declared_length_over_the_limit_is_refused_before_reading(
             read.append(body[start:start + 8192])
             yield body[start:start + 8192]
 
-    response = await signed_in.post(
+    response = await shown(signed_in, await signed_in.post(
         "/settings/imports", content=stream(),
-        headers={**MULTIPART, "X-CSRFToken": token, "Content-Length": str(len(body))})
+        headers={**MULTIPART, "X-CSRFToken": token, "Content-Length": str(len(body))}))
     assert response.status_code == 413
     assert "larger than" in response.text
     assert read == []
@@ -308,16 +319,16 @@ async def test_a_declared_length_over_the_limit_from_a_plain_form_says_too_large
     limit_uploads(app, 10_000, monkeypatch)
     token = await token_of(signed_in)
     body = multipart([field("csrf_token", token), upload_file("a.json", b" " * 100_000)])
-    response = await post(signed_in, body)
-    assert response.status_code == 413, response.text
+    response = await shown(signed_in, await post(signed_in, body))
+    assert response.status_code == 413 and "larger than" in response.text
     assert_nothing_kept(settings)
 
 
 async def test_urlencoded_with_a_valid_token_is_422(signed_in: httpx.AsyncClient,
                                                     settings: Settings) -> None:
     token = await token_of(signed_in)
-    response = await signed_in.post("/settings/imports",
-                                    data={"csrf_token": token, "files": "history.json"})
+    response = await shown(signed_in, await signed_in.post(
+        "/settings/imports", data={"csrf_token": token, "files": "history.json"}))
     assert response.status_code == 422
     assert "sent as a file upload" in response.text
     assert_nothing_kept(settings)
@@ -332,9 +343,9 @@ async def test_urlencoded_without_a_token_is_403(signed_in: httpx.AsyncClient,
 
 async def test_multipart_without_boundary_is_422(signed_in: httpx.AsyncClient) -> None:
     token = await token_of(signed_in)
-    response = await signed_in.post(
+    response = await shown(signed_in, await signed_in.post(
         "/settings/imports", content=b"whatever",
-        headers={"Content-Type": "multipart/form-data", "X-CSRFToken": token})
+        headers={"Content-Type": "multipart/form-data", "X-CSRFToken": token}))
     assert response.status_code == 422
 
 
@@ -342,7 +353,7 @@ async def test_no_file_chosen_is_422(signed_in: httpx.AsyncClient, settings: Set
     """The browser sends an empty part with an empty filename when no file was chosen."""
     token = await token_of(signed_in)
     body = multipart([field("csrf_token", token), upload_file("", b"")])
-    response = await post(signed_in, body)
+    response = await shown(signed_in, await post(signed_in, body))
     assert response.status_code == 422
     assert "Choose the file to import" in response.text
     assert_nothing_kept(settings)
@@ -356,7 +367,7 @@ async def test_more_than_max_files_is_413(signed_in: httpx.AsyncClient, settings
     token = await token_of(signed_in)
     three = multipart([field("csrf_token", token)]
                       + [upload_file(f"StreamingHistory_music_{i}.json") for i in range(3)])
-    response = await post(signed_in, three)
+    response = await shown(signed_in, await post(signed_in, three))
     assert response.status_code == 413
     assert "Upload at most 2 files at once" in response.text
     assert_nothing_kept(settings)
@@ -370,7 +381,7 @@ async def test_a_field_too_long_is_413(signed_in: httpx.AsyncClient, settings: S
     token = await token_of(signed_in)
     body = multipart([field("note", "x" * (uploads.MAX_FIELD_BYTES + 1)),
                       field("csrf_token", token), upload_file("x.json")])
-    response = await post(signed_in, body)
+    response = await shown(signed_in, await post(signed_in, body))
     assert response.status_code == 413
     assert_nothing_kept(settings)
 

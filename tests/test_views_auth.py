@@ -210,3 +210,17 @@ async def test_every_queued_message_is_shown(client: httpx.AsyncClient, emulator
     # Shown once: gone on the next page.
     again = (await client.get("/")).text
     assert "Signed in. Welcome!" not in again
+
+
+async def test_sign_in_keeps_spotifys_account_id(client: httpx.AsyncClient, app) -> None:
+    from mtm.spotify.emulator import USERS
+
+    await sign_in(client)
+    with _db(app) as conn:
+        stored = conn.execute("SELECT spotify_id, account_id FROM users").fetchall()
+    assert [tuple(r) for r in stored] == [("demo", USERS["demo"].account_id)]
+    # Signing in again finds the same user by it.
+    await client.post("/logout", data={"csrf_token": csrf_from((await client.get("/")).text)})
+    await sign_in(client)
+    with _db(app) as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == 1

@@ -59,6 +59,10 @@ async def test_dashboard_figures(client: httpx.AsyncClient, emulator) -> None:
     assert figures["Plays"] == str(stored)
     assert int(figures["Tracks"]) >= 1 and int(figures["Artists"]) >= 1
     assert "Top artists in" in page and f"Synced just now, {stored} new plays." in page
+    # The last of the 30 days is today, which is not over: its row says so, and only it.
+    rows = re.findall(r"<tr><th scope=\"row\">(.*?)</th>", page)
+    assert len(rows) == 30 and rows[-1].endswith("(today so far)</span>")
+    assert page.count("(today so far)") == 1
 
 
 async def _user_id(app, account: str) -> int:

@@ -16,6 +16,16 @@ from mtm.history import ArtistIn, PlayIn, TrackIn
 from tests.conftest import BASE_URL, csrf_from, sign_in
 
 HX = {"HX-Request": "true"}
+
+
+async def shown(client: httpx.AsyncClient, response: httpx.Response,
+                headers: dict | None = None) -> httpx.Response:
+    """What a refused POST shows: HTMX gets the fragment; a plain form is redirected (303,
+    post/redirect/get) to a page that shows the input and the problem once."""
+    if headers:
+        return response
+    assert response.status_code == 303, response.text
+    return await client.get(response.headers["location"].split("#")[0])
 KEY = re.compile(r'id="playlist-key" name="idempotency_key" value="([^"]+)"')
 
 
@@ -376,7 +386,8 @@ async def test_a_form_still_being_created_is_409(client: httpx.AsyncClient, app,
     fresh = Form((await client.get("/playlists")).text)
     for data in (form.data(), fresh.data()):
         for headers, start in (({}, "<!doctype html>"), (HX, '<div id="playlist-result"')):
-            response = await client.post("/playlists", data=data, headers=headers)
+            response = await shown(client, await client.post("/playlists", data=data,
+                                                             headers=headers), headers)
             assert response.status_code == 409
             assert response.text.startswith(start)
             assert "already being created" in response.text
@@ -408,13 +419,15 @@ async def test_a_form_whose_playlist_was_deleted_is_409(client: httpx.AsyncClien
 ])
 async def test_create_refuses_bad_input(client: httpx.AsyncClient, emulator, form: Form,
                                         fields: dict, field: str) -> None:
-    page = await client.post("/playlists", data=form.data(**fields))
+    page = await shown(client, await client.post("/playlists", data=form.data(**fields)))
     assert page.status_code == 422
     assert page.text.startswith("<!doctype html>")
     # The error sits next to its field, and the form keeps its key.
     assert f'aria-describedby="playlist-{field}-error"' in page.text
     assert f'id="playlist-{field}-error" class="pl-error"' in page.text
     assert key_from(page.text) == form.key
+    # Shown once: a reload is the plain page.
+    assert (await client.get("/playlists")).status_code == 200
     fragment = await client.post("/playlists", data=form.data(**fields), headers=HX)
     assert fragment.status_code == 422
     assert fragment.text.startswith('<form id="playlist-form"')
@@ -426,7 +439,7 @@ async def test_create_without_a_key_is_422(client: httpx.AsyncClient, emulator,
                                            form: Form) -> None:
     for key in ("", "not-a-uuid"):
         form.key = key
-        page = await client.post("/playlists", data=form.data())
+        page = await shown(client, await client.post("/playlists", data=form.data()))
         assert page.status_code == 422
         assert "Reload the page" in page.text
         assert playlists.valid_key(key_from(page.text))
@@ -436,8 +449,8 @@ async def test_create_without_a_key_is_422(client: httpx.AsyncClient, emulator,
 async def test_create_from_an_empty_source_is_404(client: httpx.AsyncClient, app, emulator,
                                                   form: Form) -> None:
     for headers, start in (({}, "<!doctype html>"), (HX, '<div id="playlist-result"')):
-        response = await client.post("/playlists", data=form.data(source="forgotten_gems"),
-                                     headers=headers)
+        response = await shown(client, await client.post(
+            "/playlists", data=form.data(source="forgotten_gems"), headers=headers), headers)
         assert response.status_code == 404
         assert response.text.startswith(start)
         assert "No tracks for Forgotten Gems yet" in response.text
@@ -457,7 +470,7 @@ async def test_create_from_an_empty_source_is_404(client: httpx.AsyncClient, app
 async def test_spotify_failing_to_create(client: httpx.AsyncClient, emulator, form: Form, arm,
                                          status: int, words: str) -> None:
     arm(emulator)
-    page = await client.post("/playlists", data=form.data())
+    page = await shown(client, await client.post("/playlists", data=form.data()))
     assert page.status_code == status
     assert page.text.startswith("<!doctype html>")
     assert "Spotify did not create the playlist" in page.text and words in page.text
@@ -659,9 +672,9 @@ async def test_rename_refuses_bad_names(client: httpx.AsyncClient, emulator, for
                                         name: str, words: str) -> None:
     playlist_id = await create(client, form, name="Keep")
     for headers, start in (({}, "<!doctype html>"), (HX, f'<li id="playlist-{playlist_id}"')):
-        response = await client.post(f"/playlists/{playlist_id}/rename",
-                                     data={"csrf_token": form.csrf, "name": name},
-                                     headers=headers)
+        response = await shown(client, await client.post(
+            f"/playlists/{playlist_id}/rename", data={"csrf_token": form.csrf, "name": name},
+            headers=headers), headers)
         assert response.status_code == 422
         assert response.text.startswith(start) and words in response.text
         assert 'aria-invalid="true"' in response.text
@@ -673,9 +686,9 @@ async def test_rename_when_spotify_fails(client: httpx.AsyncClient, emulator,
     playlist_id = await create(client, form, name="Keep")
     for headers in ({}, HX):
         emulator.fail("/v1/playlists/", 502, times=3)
-        response = await client.post(f"/playlists/{playlist_id}/rename",
-                                     data={"csrf_token": form.csrf, "name": "Other"},
-                                     headers=headers)
+        response = await shown(client, await client.post(
+            f"/playlists/{playlist_id}/rename", data={"csrf_token": form.csrf, "name": "Other"},
+            headers=headers), headers)
         assert response.status_code == 502
         assert "Spotify did not rename it" in response.text
         assert 'value="Other"' in response.text
@@ -785,9 +798,9 @@ async def test_delete_checks_the_confirmation(client: httpx.AsyncClient, emulato
                                               form: Form) -> None:
     playlist_id = await create(client, form, name="Safe")
     for headers in ({}, HX):
-        response = await client.post(f"/playlists/{playlist_id}/delete",
-                                     data={"csrf_token": form.csrf, "confirm": "yes"},
-                                     headers=headers)
+        response = await shown(client, await client.post(
+            f"/playlists/{playlist_id}/delete", data={"csrf_token": form.csrf, "confirm": "yes"},
+            headers=headers), headers)
         assert response.status_code == 422
         assert "Delete “Safe”?" in response.text
     assert one_playlist(emulator)["followed"] is True
@@ -798,9 +811,9 @@ async def test_delete_when_spotify_fails(client: httpx.AsyncClient, emulator,
     playlist_id = await create(client, form, name="Stays")
     for headers, start in (({}, "<!doctype html>"), (HX, f'<li id="playlist-{playlist_id}"')):
         emulator.fail("/v1/me/library", 503, times=3)
-        response = await client.post(f"/playlists/{playlist_id}/delete",
-                                     data={"csrf_token": form.csrf, "confirm": "delete"},
-                                     headers=headers)
+        response = await shown(client, await client.post(
+            f"/playlists/{playlist_id}/delete",
+            data={"csrf_token": form.csrf, "confirm": "delete"}, headers=headers), headers)
         assert response.status_code == 502
         assert response.text.startswith(start)
         assert "Spotify did not delete it" in response.text
@@ -880,9 +893,9 @@ async def test_delete_with_a_sign_in_older_than_its_permission(client: httpx.Asy
         "UPDATE tokens SET scope = 'user-read-recently-played user-top-read "
         "playlist-modify-private playlist-modify-public'"))
     for headers in ({}, HX):
-        response = await client.post(f"/playlists/{playlist_id}/delete",
-                                     data={"csrf_token": form.csrf, "confirm": "delete"},
-                                     headers=headers)
+        response = await shown(client, await client.post(
+            f"/playlists/{playlist_id}/delete",
+            data={"csrf_token": form.csrf, "confirm": "delete"}, headers=headers), headers)
         assert response.status_code == 403
         assert "one more permission" in response.text and "Reconnect Spotify</a>" in response.text
         assert ("<html" in response.text) is (headers == {})
@@ -898,7 +911,7 @@ async def test_spotify_refusing_the_permission_is_explained(client: httpx.AsyncC
                                                             emulator, form: Form) -> None:
     playlist_id = await create(client, form, name="Refused")
     emulator.fail("/v1/me/library", 403)
-    response = await client.post(f"/playlists/{playlist_id}/delete",
-                                 data={"csrf_token": form.csrf, "confirm": "delete"})
+    response = await shown(client, await client.post(
+        f"/playlists/{playlist_id}/delete", data={"csrf_token": form.csrf, "confirm": "delete"}))
     assert response.status_code == 403 and "one more permission" in response.text
     assert one_playlist(emulator)["followed"] is True

@@ -741,12 +741,19 @@ def test_files_that_are_not_an_export_are_refused_without_javascript(
         "The uploaded files were deleted; nothing was imported.")
     assert not folder.exists()
 
-    # No file at all: refused before anything runs, with 422 and the reason.
+    # No file at all: refused before anything runs; back on Settings (post/redirect/get)
+    # with 422 and the reason, shown once, so a reload sends nothing again.
     page.locator("#import-files").evaluate("input => input.removeAttribute('required')")
-    with page.expect_response(_posted("/settings/imports")) as answer:
+    with page.expect_response(_posted("/settings/imports")) as answer, \
+            page.expect_navigation() as shown:
         page.locator("#import").get_by_role("button", name="Upload and preview").click()
-    assert answer.value.status == 422
-    expect(page.get_by_role("alert")).to_contain_text("Choose the file to import")
+    assert answer.value.status == 303
+    assert shown.value.request.method == "GET" and shown.value.status == 422
+    expect(page.locator("#import").get_by_role("alert").filter(
+        has_text="Nothing was uploaded")).to_contain_text("Choose the file to import")
+    reloaded = page.reload()
+    assert reloaded is not None and reloaded.request.method == "GET" and reloaded.status == 200
+    expect(page.locator("#import").get_by_text("Nothing was uploaded")).to_have_count(0)
     assert (live_db.export_streams(), live_db.imports()) == before
 
 

@@ -207,7 +207,7 @@ def test_pages_and_swaps_need_no_inline_style(signed_in_page: Page, base_url: st
 IDLE_INDICATORS = """() => [...document.querySelectorAll(".htmx-indicator")].map((el) => {
   const box = el.getBoundingClientRect();
   return {text: el.textContent.trim(), display: getComputedStyle(el).display,
-          width: box.width, height: box.height};
+          width: box.width, height: box.height, ariaHidden: el.getAttribute("aria-hidden")};
 })"""
 
 
@@ -223,6 +223,8 @@ def test_idle_indicators_take_no_space_and_are_not_read_out(signed_in_page: Page
     for found in indicators:
         # display: none keeps it out of the layout and out of the accessibility tree.
         assert found["display"] == "none" and found["width"] == found["height"] == 0, found
+        # Not read out while a request runs either: the region's aria-busy says that.
+        assert found["ariaHidden"] == "true", found
     tree = page.locator("main").aria_snapshot()
     assert "Loading…" not in tree and "Uploading…" not in tree, tree
 

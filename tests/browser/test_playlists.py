@@ -386,6 +386,39 @@ def test_everything_without_javascript(nojs_page: Page, live_data_dir: Path | No
     assert_no_horizontal_scroll(page)
 
 
+def test_a_refused_rename_leaves_no_post_to_resubmit_without_javascript(
+        nojs_page: Page) -> None:
+    page = nojs_page
+    page.goto("/playlists")
+    page.locator('input[name="source"][value="current_rotation"]').check()
+    page.fill("#playlist-count", "3")
+    name = unique("Keeps its name")
+    page.fill("#playlist-name", name)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create on Spotify").click()
+    item = page.locator("#playlist-history .playlist-item").first
+    with page.expect_navigation():
+        item.get_by_role("link", name="Rename", exact=True).click()
+    rename_url = page.url
+    posts: list[int] = []
+    page.on("response", lambda r: posts.append(r.status) if r.request.method == "POST"
+            else None)
+    # Spaces pass the browser's own check; the server refuses them.
+    page.get_by_label(f"New name for “{name}”").fill("   ")
+    with page.expect_navigation() as refused:
+        page.get_by_role("button", name="Rename", exact=True).click()
+    assert posts == [303], posts
+    assert refused.value.request.method == "GET" and refused.value.status == 422
+    assert page.url == rename_url
+    expect(page.get_by_text("Enter a name.")).to_be_visible()
+    # A reload is a GET of a clean form: nothing asks to send the form again.
+    reloaded = page.reload()
+    assert reloaded is not None and reloaded.request.method == "GET" and reloaded.status == 200
+    expect(page.get_by_text("Enter a name.")).to_have_count(0)
+    expect(page.get_by_label(f"New name for “{name}”")).to_have_value(name)
+    assert posts == [303], posts
+
+
 @pytest.mark.parametrize("width", [375, 1280])
 def test_playlists_fit_the_screen(new_context, base_url: str, width: int,
                                   tmp_path: Path) -> None:

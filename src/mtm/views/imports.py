@@ -12,6 +12,8 @@ from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
 from mtm.views.jobs import busy_response, queue, started
 
+UPLOAD_FORM = "import_upload"
+
 
 @login_required
 async def upload(request: Request) -> Response:
@@ -26,6 +28,13 @@ async def upload(request: Request) -> Response:
         received, _ = await uploads.receive(request, root, user.id,
                                             limit=services.settings.upload_limit)
     except uploads.UploadError as exc:
+        # An upload refused for what it holds (too large, too many files, none chosen, no
+        # room) goes back to Settings without JavaScript (post/redirect/get), the reason
+        # shown once; a forged or broken request gets the error page.
+        if exc.status in (413, 422, 507) and (plain := refuse_form(
+                request, request.url_for("settings").path + "#import", UPLOAD_FORM,
+                problem=exc.message, status_code=exc.status)):
+            return plain
         return error_response(request, exc.status, exc.message)
     try:
         job = await services.db.run(imports.queue, user.id, imports.PREVIEW,

@@ -5,6 +5,7 @@ The handlers parse the form, call one function of mtm.playlist_workflow and show
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,11 +22,19 @@ from mtm import playlist_workflow as workflow
 from mtm import playlists
 from mtm.playlist_workflow import Status
 from mtm.playlists import Choice, Playlist
-from mtm.rendering import redirect, redirect_after_post, render
+from mtm.rendering import (
+    RefusedForm,
+    redirect,
+    redirect_after_post,
+    refuse_form,
+    render,
+    take_refused_form,
+)
 from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
 
 FIELDS = ("source", "year", "count", "name")
+CREATE_FORM = "playlist_create"
 NOT_YOURS = "There is no such playlist among yours."
 # Deleting now goes through the library (DELETE /me/library), which needs a permission that
 # sign-ins from before it was asked for lack.
@@ -82,11 +91,44 @@ def _no_tracks(preview: playlists.Preview, years: list[int]) -> Notice:
                   "one are left out.", tone="info")
 
 
+async def _refused_create(request: Request, user_id: int, *, values: dict[str, str],
+                          choice: Choice | None, years: list[int], status_code: int,
+                          key: str | None = None, errors: dict[str, str] | None = None,
+                          notice: Notice | None = None, oob: bool = False) -> Response:
+    """A create that made nothing: post/redirect/get without JavaScript, else the fragment."""
+    kept = {**values, "key": key or "",
+            "notice": dataclasses.asdict(notice) if notice else None}
+    if plain := refuse_form(request, request.url_for("playlists").path + "#new-playlist-title",
+                            CREATE_FORM, values=kept, errors=errors, status_code=status_code):
+        return plain
+    fragment = "playlist_form" if errors else "playlist_result"
+    return await _page(request, user_id, values=values, choice=choice, years=years,
+                       fragment=fragment, errors=errors, key=key, notice=notice, oob=oob,
+                       status_code=status_code)
+
+
+async def _refused_page(request: Request, user_id: int, refused: RefusedForm) -> Response:
+    """The Playlists page once more with what a refused create was sent with, and why."""
+    db = request.app.state.services.db
+    years = await db.run(playlists.years_with_plays, user_id)
+    values = {name: str(refused.values.get(name) or "") for name in FIELDS}
+    choice, _, _ = playlists.parse_choice(values, years)
+    key = str(refused.values.get("key") or "")
+    notice = refused.values.get("notice")
+    return await _page(request, user_id, values=values, choice=choice, years=years,
+                       fragment="playlists", errors=refused.errors,
+                       key=key if playlists.valid_key(key) else None,
+                       notice=Notice(**notice) if isinstance(notice, dict) else None,
+                       status_code=refused.status)
+
+
 @login_required
 async def playlists_page(request: Request) -> Response:
     """The form with a preview of the preferred source, the last result, and the history."""
     user = await current_user(request)
     db = request.app.state.services.db
+    if refused := take_refused_form(request, CREATE_FORM):
+        return await _refused_page(request, user.id, refused)
     result = None
     raw = request.query_params.get("created", "")
     if raw.isdigit() and len(raw) <= 18:
@@ -137,32 +179,33 @@ async def create(request: Request) -> Response:
         errors["form"] = ("This form is missing its one-time key, so it could create a "
                           "playlist twice. Reload the page and try again.")
         key = ""
+    refused = partial(_refused_create, request, user.id, values=values, choice=choice,
+                      years=years)
     if choice is None or errors:
-        return await _page(request, user.id, values=values, choice=choice, years=years,
-                           fragment="playlist_form", errors=errors, key=key,
-                           status_code=422)
+        return await refused(key=key, errors=errors, status_code=422)
     outcome = await workflow.create(services.db, services.spotify, user.id, key, choice)
     page = partial(_page, request, user.id, values=values, choice=choice, years=years,
                    fragment="playlist_result")
     status, playlist = outcome.status, outcome.playlist
     if status is Status.NO_TRACKS:
         assert outcome.preview is not None
-        return await page(key=key, status_code=404, notice=_no_tracks(outcome.preview, years))
+        return await refused(key=key, status_code=404,
+                             notice=_no_tracks(outcome.preview, years))
     if status is Status.NOT_CREATED:
         assert outcome.error is not None
-        return await page(key=key, status_code=outcome.error.status, notice=Notice(
+        return await refused(key=key, status_code=outcome.error.status, notice=Notice(
             "Spotify did not create the playlist", outcome.error.message,
             "Nothing was created on Spotify. This form is still good: press Create again "
             "when Spotify is back."))
     if status is Status.BUSY:
-        return await page(key=key, status_code=409, notice=Notice(
+        return await refused(key=key, status_code=409, notice=Notice(
             "This playlist is already being created",
             "An earlier press of Create is still talking to Spotify.",
             "Wait a moment, then reload the page to see it in your playlists.", tone="warning"))
     if status is Status.USED:
         assert playlist is not None
         # oob: the form gets a new key, with which Create makes a new playlist.
-        return await page(oob=True, status_code=409, notice=Notice(
+        return await refused(oob=True, status_code=409, notice=Notice(
             "This form was used already",
             f"It made “{playlist.name}”, which you have since deleted.",
             "The form now has a new key: press Create again to make a new playlist."))
@@ -275,12 +318,23 @@ def _rename_form(request: Request, playlist: Playlist, name: str, error: str | N
                   status_code=status_code)
 
 
+def _refused_rename(request: Request, playlist: Playlist, name: str, problem: str,
+                    status_code: int) -> Response:
+    """The rename form again with the name and the problem (post/redirect/get when plain)."""
+    return refuse_form(request, request.url.path, request.url.path, values={"name": name},
+                       problem=problem, status_code=status_code) or \
+        _rename_form(request, playlist, name, problem, status_code)
+
+
 @login_required
 async def rename_form(request: Request) -> Response:
     """The rename form: a page without JavaScript, in place of the list row with HTMX."""
     _, playlist = await _own(request)
     if playlist is None:
         return error_response(request, 404, NOT_YOURS)
+    if refused := take_refused_form(request, request.url.path):
+        return _rename_form(request, playlist, str(refused.values.get("name") or ""),
+                            refused.problem, refused.status)
     return _rename_form(request, playlist, playlist.name)
 
 
@@ -295,15 +349,15 @@ async def rename(request: Request) -> Response:
     name = _field(await request.form(), "name").strip()
     problem = playlists.name_problem(name, required=True)
     if problem:
-        return _rename_form(request, playlist, name, problem, 422)
+        return _refused_rename(request, playlist, name, problem, 422)
     outcome = await workflow.rename(services.db, services.spotify, user_id, playlist.id, name)
     if outcome.status is Status.NOT_FOUND:
         return error_response(request, 404, NOT_YOURS)
     if outcome.status is Status.FAILED:
         assert outcome.error is not None
-        return _rename_form(request, playlist, name,
-                            f"Spotify did not rename it: {outcome.error.message}",
-                            outcome.error.status)
+        return _refused_rename(request, playlist, name,
+                               f"Spotify did not rename it: {outcome.error.message}",
+                               outcome.error.status)
     renamed = outcome.playlist
     assert renamed is not None
     if plain := redirect_after_post(request, request.url_for("playlists").path,
@@ -321,12 +375,22 @@ def _delete_form(request: Request, playlist: Playlist, error: str | None = None,
                   status_code=status_code)
 
 
+def _refused_delete(request: Request, playlist: Playlist, problem: str,
+                    status_code: int) -> Response:
+    """The delete confirmation again with why (post/redirect/get when plain)."""
+    return refuse_form(request, request.url.path, request.url.path, problem=problem,
+                       status_code=status_code) or \
+        _delete_form(request, playlist, problem, status_code)
+
+
 @login_required
 async def delete_confirm(request: Request) -> Response:
     """Ask before deleting: a page without JavaScript, in place of the list row with HTMX."""
     _, playlist = await _own(request)
     if playlist is None:
         return error_response(request, 404, NOT_YOURS)
+    if refused := take_refused_form(request, request.url.path):
+        return _delete_form(request, playlist, refused.problem, refused.status)
     return _delete_form(request, playlist)
 
 
@@ -339,17 +403,18 @@ async def delete(request: Request) -> Response:
         return error_response(request, 404, NOT_YOURS)
     services = request.app.state.services
     if _field(await request.form(), "confirm") != "delete":
-        return _delete_form(request, playlist, "Confirm with the “Delete playlist” button.", 422)
+        return _refused_delete(request, playlist, "Confirm with the “Delete playlist” button.",
+                               422)
     outcome = await workflow.delete(services.db, services.spotify, user_id, playlist.id)
     if outcome.status is Status.NOT_FOUND:
         return error_response(request, 404, NOT_YOURS)
     if outcome.status is Status.RECONNECT:
-        return _delete_form(request, playlist, RECONNECT_TO_DELETE, 403)
+        return _refused_delete(request, playlist, RECONNECT_TO_DELETE, 403)
     if outcome.status is Status.FAILED:
         assert outcome.error is not None
-        return _delete_form(request, playlist,
-                            f"Spotify did not delete it: {outcome.error.message}",
-                            outcome.error.status)
+        return _refused_delete(request, playlist,
+                               f"Spotify did not delete it: {outcome.error.message}",
+                               outcome.error.status)
     if plain := redirect_after_post(request, request.url_for("playlists").path,
                                     f"Deleted “{playlist.name}”."):
         return plain

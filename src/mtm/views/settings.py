@@ -24,6 +24,7 @@ from mtm.rendering import (
 )
 from mtm.session import current_user, login_required, sign_out
 from mtm.views.errors import error_response
+from mtm.views.imports import UPLOAD_FORM
 
 CLEAR_WORD = "DELETE"
 HISTORY_CHOICES = ("keep", "delete")
@@ -66,6 +67,7 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "backups": await db.run(backups.list_backups, services.settings.backups_dir, user.id),
         "keep_auto": backups.KEEP_AUTO,
         "scope_labels": connection.SCOPE_LABELS,
+        "import_problem": None,
         **CHOICES,
     }
     context.update(extra)
@@ -87,8 +89,11 @@ async def _done(request: Request, user: users.User, fragment: str) -> Response:
 async def settings_page(request: Request) -> Response:
     """Every setting of the signed-in user (with preferences refused just before, once)."""
     user = await current_user(request)
-    refused = take_refused_form(request, "preferences")
-    extra = {"values": refused.values, "errors": refused.errors} if refused else {}
+    extra: dict[str, Any] = {}
+    if refused := take_refused_form(request, "preferences"):
+        extra = {"values": refused.values, "errors": refused.errors}
+    elif refused := take_refused_form(request, UPLOAD_FORM):
+        extra = {"import_problem": refused.problem}
     return render(request, "settings", "settings_main", await _context(request, user, **extra),
                   status_code=refused.status if refused else 200)
 
