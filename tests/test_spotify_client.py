@@ -224,9 +224,15 @@ def test_rate_limit_raises_with_retry_after_and_never_sleeps():
 @pytest.mark.parametrize("header, expected", [(None, 60), ("soon", 60), ("-5", 60),
                                               ("30", 30)])
 def test_retry_after_default_when_absent_or_garbled(header, expected):
+    limited = refusal_of_me(429, {"error": {"status": 429}}, header)
+    assert isinstance(limited, RateLimited) and limited.retry_after == expected
+
+
+def refusal_of_me(status: int, body: dict, retry_after: str | None) -> Exception:
+    """What GET /me raises when Spotify answers `status` with `body` (and Retry-After)."""
     def handler(request: httpx.Request) -> httpx.Response:
-        headers = {"Retry-After": header} if header is not None else {}
-        return httpx.Response(429, headers=headers, json={"error": {"status": 429}})
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return httpx.Response(status, headers=headers, json=body)
 
     async def main():
         client = _mock_client(handler)
@@ -235,9 +241,9 @@ def test_retry_after_default_when_absent_or_garbled(header, expected):
         finally:
             await client.aclose()
 
-    with pytest.raises(RateLimited) as limited:
+    with pytest.raises(SpotifyError) as raised:
         run(main())
-    assert limited.value.retry_after == expected
+    return raised.value
 
 
 QUOTA_BODY = {"error": {"status": 429, "message": "Quota exceeded",
@@ -249,38 +255,15 @@ QUOTA_BODY = {"error": {"status": 429, "message": "Quota exceeded",
     # No Retry-After: the daily quota lasts until midnight UTC (the clock is at 00:16:40).
     (None, 86400 - 1000)])
 def test_quota_exceeded_is_told_apart_from_a_burst_limit(header, expected):
-    def handler(request: httpx.Request) -> httpx.Response:
-        headers = {"Retry-After": header} if header is not None else {}
-        return httpx.Response(429, headers=headers, json=QUOTA_BODY)
-
-    async def main():
-        client = _mock_client(handler)
-        try:
-            await client.me("token")
-        finally:
-            await client.aclose()
-
-    with pytest.raises(QuotaExceeded) as exhausted:
-        run(main())
-    assert exhausted.value.retry_after == expected
-    assert "daily allowance" in exhausted.value.message
+    exhausted = refusal_of_me(429, QUOTA_BODY, header)
+    assert isinstance(exhausted, QuotaExceeded) and exhausted.retry_after == expected
+    assert "daily allowance" in exhausted.message
 
 
 def test_a_burst_limit_is_not_the_quota():
-    def handler(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(429, headers={"Retry-After": "5"},
-                              json={"error": {"status": 429, "message": "API rate limit"}})
-
-    async def main():
-        client = _mock_client(handler)
-        try:
-            await client.me("token")
-        finally:
-            await client.aclose()
-
-    with pytest.raises(RateLimited) as limited:
-        run(main())
-    assert not isinstance(limited.value, QuotaExceeded) and limited.value.retry_after == 5
+    limited = refusal_of_me(429, {"error": {"status": 429, "message": "API rate limit"}}, "5")
+    assert isinstance(limited, RateLimited) and not isinstance(limited, QuotaExceeded)
+    assert limited.retry_after == 5
 
 
 def test_server_errors_are_retried_twice_then_unavailable():

@@ -10,10 +10,11 @@ from __future__ import annotations
 import heapq
 import sqlite3
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Hashable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from operator import itemgetter
 from zoneinfo import ZoneInfo
 
 from mtm import history, users
@@ -365,12 +366,12 @@ def first_heard(conn: sqlite3.Connection, user_id: int) -> dict[int, int]:
 def per_artist(tracks: list[tuple[int, int, int, int]], first: dict[int, int]
                ) -> list[tuple[int, int, int, int]]:
     """(artist id, plays, ms, first played ever) summed from per-track rows."""
-    sums: dict[int, list[int]] = {}
+    plays_of: defaultdict[int, int] = defaultdict(int)
+    ms_of: defaultdict[int, int] = defaultdict(int)
     for _, artist_id, plays, ms in tracks:
-        entry = sums.setdefault(artist_id, [0, 0])
-        entry[0] += plays
-        entry[1] += ms
-    return [(a, p, ms, first[a]) for a, (p, ms) in sums.items()]
+        plays_of[artist_id] += plays
+        ms_of[artist_id] += ms
+    return [(a, p, ms_of[a], first[a]) for a, p in plays_of.items()]
 
 
 def artist_genres(conn: sqlite3.Connection, user_id: int) -> dict[int, list[str]]:
@@ -428,14 +429,24 @@ def _totals(days: dict[date, tuple[int, int]]) -> Totals:
 def _ranked(rows: list[tuple[int, int, int]], metric: str) -> list[tuple[int, int, int]]:
     """The first TOP rows of (id, plays, ms) by a metric, the other metric breaking ties."""
     first, second = (1, 2) if metric == "plays" else (2, 1)
+    if len(rows) > TOP:
+        # Only rows reaching the TOP-th best value can rank: found at C speed, they leave a
+        # few dozen of tens of thousands for the full comparison.
+        cutoff = heapq.nlargest(TOP, map(itemgetter(first), rows))[-1]
+        rows = [row for row in rows if row[first] >= cutoff]
     return heapq.nsmallest(TOP, rows, key=lambda r: (-r[first], -r[second], r[0]))
 
 
-def _top(rows: list[tuple[int, int, int]], names: dict) -> dict[str, list[Item]]:
+def _rankings(rows: list[tuple[int, int, int]]) -> dict[str, list[tuple[int, int, int]]]:
+    """The top rows by each metric (ranking tens of thousands of tracks once per metric)."""
+    return {metric: _ranked(rows, metric) for metric in METRICS}
+
+
+def _top(ranked: dict[str, list[tuple[int, int, int]]], names: dict) -> dict[str, list[Item]]:
     tops = {}
     for metric in METRICS:
         items = []
-        for row in _ranked(rows, metric):
+        for row in ranked[metric]:
             name = names[row[0]]
             title, detail = name if isinstance(name, tuple) else (name, "")
             items.append(Item(title, detail, row[1], round(row[2] / 60000)))
@@ -483,16 +494,19 @@ def _heatmap(cells: dict[tuple[int, int], tuple[int, int]], week_start: int
 def _discoveries(artists: list[tuple[int, int, int, int]], start: int, end: int, timezone: str,
                  window: Window) -> tuple[list[tuple[str, int]], int, float | None]:
     zone = ZoneInfo(timezone)
-    months: OrderedDict[str, int] = OrderedDict(
-        (day.strftime("%b %Y"), 0) for day in _month_starts(window.first, window.last))
+    starts = _month_starts(window.first, window.last)
+    months: OrderedDict[str, int] = OrderedDict((day.strftime("%b %Y"), 0) for day in starts)
+    # Labels by (year, month): formatting a date for each of thousands of artists is slow.
+    labels = {(day.year, day.month): day.strftime("%b %Y") for day in starts}
     new_ms = total_ms = new = 0
     for _, _, ms, first_played in artists:
         total_ms += ms
         if start <= first_played < end:
             new += 1
             new_ms += ms
-            label = datetime.fromtimestamp(first_played, zone).strftime("%b %Y")
-            if label in months:
+            moment = datetime.fromtimestamp(first_played, zone)
+            label = labels.get((moment.year, moment.month))
+            if label is not None:
                 months[label] += 1
     share = None if window.key == "all" or not total_ms else new_ms / total_ms
     return list(months.items()), new, share
@@ -533,7 +547,8 @@ def compute(conn: sqlite3.Connection, user_id: int, key: str, now: datetime, tim
     artists = per_artist(track_rows, first_heard(conn, user_id))
     artist_rows = [(a[0], a[1], a[2]) for a in artists]
     tracks = [(t[0], t[2], t[3]) for t in track_rows]
-    top_artist_ids, top_track_ids = _top_ids(artist_rows), _top_ids(tracks)
+    artist_ranks, track_ranks = _rankings(artist_rows), _rankings(tracks)
+    top_artist_ids, top_track_ids = _top_ids(artist_ranks), _top_ids(track_ranks)
     genres, coverage = _genres(artists, artist_genres(conn, user_id))
     new_artists, new_count, share = _discoveries(artists, start, end, timezone, window)
     has_history, last_play, suggestion = True, None, None
@@ -546,9 +561,10 @@ def compute(conn: sqlite3.Connection, user_id: int, key: str, now: datetime, tim
         series=_series(window, days, week_start),
         # Played: at least one stream of 30 s or more (as the dashboard counts them).
         artists=sum(1 for a in artists if a[1]), tracks=sum(1 for t in tracks if t[1]),
-        top_artists=_top(artist_rows,
+        top_artists=_top(artist_ranks,
                          artist_names(conn, top_artist_ids) if top_artist_ids else {}),
-        top_tracks=_top(tracks, track_names(conn, top_track_ids) if top_track_ids else {}),
+        top_tracks=_top(track_ranks,
+                        track_names(conn, top_track_ids) if top_track_ids else {}),
         genres=genres, genre_coverage=coverage,
         heatmap=_heatmap(weekday_hours(conn, user_id, None if whole else window.first,
                                        window.last), week_start),
@@ -568,8 +584,8 @@ def suggest_range(key: str, today: date, first_play: date | None, last_play: dat
     return None
 
 
-def _top_ids(rows: list[tuple[int, int, int]]) -> list[int]:
-    return sorted({row[0] for metric in METRICS for row in _ranked(rows, metric)})
+def _top_ids(ranked: dict[str, list[tuple[int, int, int]]]) -> list[int]:
+    return sorted({row[0] for rows in ranked.values() for row in rows})
 
 
 class Cache:

@@ -214,16 +214,22 @@ def test_double_and_triple_clicks_make_one_playlist(signed_in_page: Page,
     errors.assert_none()
 
 
-def test_create_back_create_without_javascript(nojs_page: Page,
-                                               live_data_dir: Path | None) -> None:
-    page = nojs_page
+def create_without_javascript(page: Page, label: str, count: int) -> str:
+    """Create a playlist of `count` current-rotation tracks with the plain form; its name."""
     page.goto("/playlists")
     page.locator('input[name="source"][value="current_rotation"]').check()
-    page.fill("#playlist-count", "2")
-    name = unique("Back and again")
+    page.fill("#playlist-count", str(count))
+    name = unique(label)
     page.fill("#playlist-name", name)
     with page.expect_navigation():
         page.get_by_role("button", name="Create on Spotify").click()
+    return name
+
+
+def test_create_back_create_without_javascript(nojs_page: Page,
+                                               live_data_dir: Path | None) -> None:
+    page = nojs_page
+    name = create_without_javascript(page, "Back and again", 2)
     expect(page.locator(".flash-success")).to_have_text(
         f"Created “{name}” on Spotify with 2 tracks.")
     created_url = page.url
@@ -389,13 +395,7 @@ def test_everything_without_javascript(nojs_page: Page, live_data_dir: Path | No
 def test_a_refused_rename_leaves_no_post_to_resubmit_without_javascript(
         nojs_page: Page) -> None:
     page = nojs_page
-    page.goto("/playlists")
-    page.locator('input[name="source"][value="current_rotation"]').check()
-    page.fill("#playlist-count", "3")
-    name = unique("Keeps its name")
-    page.fill("#playlist-name", name)
-    with page.expect_navigation():
-        page.get_by_role("button", name="Create on Spotify").click()
+    name = create_without_javascript(page, "Keeps its name", 3)
     item = page.locator("#playlist-history .playlist-item").first
     with page.expect_navigation():
         item.get_by_role("link", name="Rename", exact=True).click()
