@@ -280,11 +280,17 @@ def previews(client: httpx.Client, runs: int) -> list[Row]:
     return rows
 
 
+def stored_range(stored: list[int]) -> str:
+    """How many plays the syncs stored: one figure when every run stored the same."""
+    low, high = min(stored), max(stored)
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
 # --- sync ----------------------------------------------------------------------------
 
 
 async def one_sync(path: Path, plays_only: bool) -> tuple[float, int, int]:
-    """Time a sync of the demo account into the database at `path`: ms, stored, plays before."""
+    """Time a sync of the demo account into the database at `path`: ms, stored, rows before."""
     from mtm import accounts, db, sync
     from mtm.config import SCOPES
     from mtm.spotify import oauth
@@ -397,7 +403,8 @@ def main() -> int:
           "\"computed\" rows show what the work itself costs.")
     print_table(rows, "request")
     print(f"\nA sync of the demo account into a fresh copy of the {size:.0f} MB database each "
-          f"run: {min(before):,} plays before, {min(stored)}-{max(stored)} new plays stored.")
+          f"run: {min(before):,} streams stored before (plays and short streams), "
+          f"{stored_range(stored)} new plays stored.")
     print_table(syncs, "sync")
     return 0
 
