@@ -254,15 +254,21 @@ def test_create_back_create_without_javascript(nojs_page: Page,
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
 
 
-def test_rename_and_delete_on_its_page_update_title_and_heading(signed_in_page: Page) -> None:
-    page = signed_in_page
-    errors = ConsoleErrors(page)
+def create_with_javascript(page: Page, label: str) -> str:
+    """Create a two-track playlist from the previewed source with HTMX; its name."""
     page.goto("/playlists")
     set_count(page, 2)
     expect(page.locator("#playlist-preview li[data-track]")).to_have_count(2)
-    name = unique("Own page")
+    name = unique(label)
     page.fill("#playlist-name", name)
     page.get_by_role("button", name="Create on Spotify").click()
+    return name
+
+
+def test_rename_and_delete_on_its_page_update_title_and_heading(signed_in_page: Page) -> None:
+    page = signed_in_page
+    errors = ConsoleErrors(page)
+    name = create_with_javascript(page, "Own page")
     result = page.locator("#playlist-result .result-ok")
     expect(result).to_contain_text(f"“{name}” is on Spotify")
 
@@ -301,12 +307,7 @@ def test_rename_and_delete_with_javascript(signed_in_page: Page,
                                            live_data_dir: Path | None) -> None:
     page = signed_in_page
     errors = ConsoleErrors(page)
-    page.goto("/playlists")
-    set_count(page, 2)
-    expect(page.locator("#playlist-preview li[data-track]")).to_have_count(2)
-    name = unique("Rename me")
-    page.fill("#playlist-name", name)
-    page.get_by_role("button", name="Create on Spotify").click()
+    name = create_with_javascript(page, "Rename me")
     expect(page.locator("#playlist-result .result-ok")).to_contain_text(name)
     page.evaluate("() => { window.__marker = 1 }")
     item = page.locator("#playlist-history .playlist-item").first
