@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from mtm import analytics, history
-from mtm.analytics import make_window
+from mtm.periods import shortcut
 from tests.conftest import make_play, sign_in
 
 HX = {"HX-Request": "true"}
@@ -27,26 +27,27 @@ def utc(*parts: int) -> int:
 
 def test_windows() -> None:
     today = date(2026, 11, 22)
-    seven = make_window("7d", today, None)
+    seven = shortcut("7d", today, None)
     assert (seven.first, seven.last, seven.bucket) == (date(2026, 11, 16), today, "day")
-    assert seven.previous == (date(2026, 11, 9), date(2026, 11, 15))
-    assert make_window("30d", today, None).days == 30
-    assert make_window("90d", today, None).bucket == "week"
-    six = make_window("6m", today, None)
+    before = seven.previous()
+    assert (before.first, before.last) == (date(2026, 11, 9), date(2026, 11, 15))
+    assert shortcut("30d", today, None).days == 30
+    assert shortcut("90d", today, None).bucket == "week"
+    six = shortcut("6m", today, None)
     assert six.first == date(2026, 5, 23) and six.bucket == "week"
-    twelve = make_window("12m", today, None)
+    twelve = shortcut("12m", today, None)
     assert twelve.first == date(2025, 11, 23) and twelve.days == 365
-    assert twelve.previous == (date(2024, 11, 23), date(2025, 11, 22))
-    everything = make_window("all", today, date(2019, 3, 2))
-    assert (everything.first, everything.bucket, everything.previous) == (
+    before = twelve.previous()
+    assert (before.first, before.last) == (date(2024, 11, 23), date(2025, 11, 22))
+    everything = shortcut("all", today, date(2019, 3, 2))
+    assert (everything.first, everything.bucket, everything.previous()) == (
         date(2019, 3, 2), "month", None)
     # Six months before 31 August is the end of February.
-    assert make_window("6m", date(2026, 8, 31), None).first == date(2026, 3, 1)
+    assert shortcut("6m", date(2026, 8, 31), None).first == date(2026, 3, 1)
 
 
 @pytest.mark.parametrize("raw", [None, "", "5y", "12M", "all; drop table plays"])
-def test_unknown_range_falls_back_to_12m(raw: str | None) -> None:
-    assert analytics.parse_range(raw) == "12m"
+def test_unknown_metric_falls_back_to_plays(raw: str | None) -> None:
     assert analytics.parse_metric(raw) == "plays"
 
 
@@ -78,8 +79,8 @@ def berlin(conn: sqlite3.Connection, user_id: int) -> sqlite3.Connection:
 
 def test_seven_days_against_hand_computed_figures(berlin: sqlite3.Connection,
                                                   user_id: int) -> None:
-    data = analytics.load(berlin, user_id, "7d", now=NOW)
-    assert (data.window.first, data.window.last) == (date(2026, 3, 30), date(2026, 4, 5))
+    data = analytics.load(berlin, user_id, {"range": "7d"}, now=NOW)
+    assert (data.period.first, data.period.last) == (date(2026, 3, 30), date(2026, 4, 5))
     # In range: Wed 12:00, Wed 12:05 and Sunday 23:59:59; Monday 00:00 is tomorrow.
     assert (data.totals.plays, data.totals.minutes, data.totals.active_days) == (3, 8, 2)
     assert [(p.label, p.plays) for p in data.series] == [
@@ -99,7 +100,7 @@ def test_seven_days_against_hand_computed_figures(berlin: sqlite3.Connection,
 
 def test_heatmap_in_local_time_across_the_clock_change(berlin: sqlite3.Connection,
                                                        user_id: int) -> None:
-    data = analytics.load(berlin, user_id, "30d", now=NOW)
+    data = analytics.load(berlin, user_id, {"range": "30d"}, now=NOW)
     cells = {(day, hour): value for day, row in data.heat_rows("plays")
              for hour, value, _ in row if value}
     assert cells == {("Saturday", 23): 1, ("Sunday", 0): 1, ("Sunday", 3): 1,
@@ -113,7 +114,7 @@ def test_heatmap_in_local_time_across_the_clock_change(berlin: sqlite3.Connectio
 def test_heatmap_moves_with_the_time_zone(berlin: sqlite3.Connection, user_id: int) -> None:
     berlin.execute("UPDATE preferences SET timezone = 'UTC'")
     history.rebuild_rollups(berlin, user_id)
-    data = analytics.load(berlin, user_id, "30d", now=NOW)
+    data = analytics.load(berlin, user_id, {"range": "30d"}, now=NOW)
     cells = {(day, hour): value for day, row in data.heat_rows("plays")
              for hour, value, _ in row if value}
     assert cells == {("Saturday", 22): 1, ("Saturday", 23): 1, ("Sunday", 1): 1,
@@ -122,20 +123,20 @@ def test_heatmap_moves_with_the_time_zone(berlin: sqlite3.Connection, user_id: i
 
 def test_week_start_sunday_orders_the_heatmap(berlin: sqlite3.Connection, user_id: int) -> None:
     berlin.execute("UPDATE preferences SET week_start = 6")
-    data = analytics.load(berlin, user_id, "90d", now=NOW)
+    data = analytics.load(berlin, user_id, {"range": "90d"}, now=NOW)
     assert data.heatmap[0][0] == "Sunday"
     assert all(p.start.weekday() == 6 for p in data.series)
 
 
 def test_all_time_and_discoveries(berlin: sqlite3.Connection, user_id: int) -> None:
-    data = analytics.load(berlin, user_id, "all", now=NOW)
-    assert data.window.first == date(2026, 3, 28) and data.previous is None
+    data = analytics.load(berlin, user_id, {"range": "all"}, now=NOW)
+    assert data.period.first == date(2026, 3, 28) and data.previous is None
     assert data.totals.plays == 6  # the play on 6 April is not in a range ending today
     # Nine days of history: bucketed by day, as a month chart would be two bars.
-    assert data.window.bucket == "day"
+    assert data.period.bucket == "day"
     assert [p.plays for p in data.series] == [1, 2, 0, 0, 2, 0, 0, 0, 1]
     assert data.new_artist_count == 2 and data.discovery_minutes_share is None
-    seven = analytics.load(berlin, user_id, "7d", now=NOW)
+    seven = analytics.load(berlin, user_id, {"range": "7d"}, now=NOW)
     # Both artists were first heard before the week began.
     assert seven.new_artist_count == 0 and seven.discovery_minutes_share == 0
 
@@ -143,8 +144,8 @@ def test_all_time_and_discoveries(berlin: sqlite3.Connection, user_id: int) -> N
 def test_gaps_are_zero_not_skipped(conn: sqlite3.Connection, user_id: int) -> None:
     history.add_plays(conn, user_id, [make_play(utc(2025, 1, 5, 12), 1),
                                       make_play(utc(2026, 3, 20, 12), 2)])
-    data = analytics.load(conn, user_id, "all", now=datetime(2026, 3, 21, tzinfo=UTC))
-    assert data.window.bucket == "month"
+    data = analytics.load(conn, user_id, {"range": "all"}, now=datetime(2026, 3, 21, tzinfo=UTC))
+    assert data.period.bucket == "month"
     assert [(p.label, p.plays) for p in data.series] == [
         ("Jan 2025", 1), *[(m + " 2025", 0) for m in ("Feb", "Mar", "Apr", "May", "Jun", "Jul",
                                                       "Aug", "Sep", "Oct", "Nov", "Dec")],
@@ -154,14 +155,14 @@ def test_gaps_are_zero_not_skipped(conn: sqlite3.Connection, user_id: int) -> No
 def test_cache_is_keyed_by_history_version(berlin: sqlite3.Connection, user_id: int,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     cache = analytics.Cache()
-    first = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    first = analytics.load(berlin, user_id, {"range": "7d"}, cache=cache, now=NOW)
     computed = []
     real_compute = analytics.compute
     monkeypatch.setattr(analytics, "compute", lambda *a: computed.append(a) or real_compute(*a))
-    hit = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    hit = analytics.load(berlin, user_id, {"range": "7d"}, cache=cache, now=NOW)
     assert computed == [] and hit.series is first.series and hit.previous == first.previous
     history.add_plays(berlin, user_id, [make_play(utc(2026, 4, 5, 12), 40)])
-    fresh = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    fresh = analytics.load(berlin, user_id, {"range": "7d"}, cache=cache, now=NOW)
     assert len(computed) == 1 and fresh.totals.plays == first.totals.plays + 1
 
 
@@ -173,7 +174,7 @@ def test_a_cache_of_size_zero_keeps_nothing(berlin: sqlite3.Connection, user_id:
     real_compute = analytics.compute
     monkeypatch.setattr(analytics, "compute", lambda *a: computed.append(a) or real_compute(*a))
     for _ in range(3):
-        analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+        analytics.load(berlin, user_id, {"range": "7d"}, cache=cache, now=NOW)
     assert len(computed) == 3
 
 
@@ -183,28 +184,28 @@ def test_previous_period_stops_at_the_same_time_of_day(berlin: sqlite3.Connectio
     # to two hours into Sunday 29 March, 03:00 (the clocks went forward), so its 03:30 play
     # is left out and the 00:30 one is in.
     early = datetime(2026, 4, 5, 0, 0, tzinfo=UTC)  # 02:00 CEST
-    data = analytics.load(berlin, user_id, "7d", now=early)
+    data = analytics.load(berlin, user_id, {"range": "7d"}, now=early)
     assert (data.previous.plays, data.previous.minutes) == (2, 2)
     # The cached result moves its comparison on with the clock, the history unchanged.
     cache = analytics.Cache()
-    analytics.load(berlin, user_id, "7d", cache=cache, now=early)
-    later = analytics.load(berlin, user_id, "7d", cache=cache, now=NOW)
+    analytics.load(berlin, user_id, {"range": "7d"}, cache=cache, now=early)
+    later = analytics.load(berlin, user_id, {"range": "7d"}, cache=cache, now=NOW)
     assert (later.previous.plays, later.previous.minutes) == (3, 4)
 
 
 def test_incomplete_periods_are_marked(berlin: sqlite3.Connection, user_id: int) -> None:
-    seven = analytics.load(berlin, user_id, "7d", now=NOW)
+    seven = analytics.load(berlin, user_id, {"range": "7d"}, now=NOW)
     assert [p.note for p in seven.series] == [""] * 6 + ["today so far"]
     spec = seven.chart_over_time()
     assert spec["partial"] == [{"index": 6, "note": "today so far"}]
     assert spec["partialLegend"] == "Today so far"
     # 90 days from Tuesday 6 January: that week began on Monday 5 January, and this one
     # (Monday 30 March) is not over.
-    ninety = analytics.load(berlin, user_id, "90d", now=NOW)
+    ninety = analytics.load(berlin, user_id, {"range": "90d"}, now=NOW)
     notes = [(p.label, p.note) for p in ninety.series if p.note]
     assert notes == [("w/c 05 Jan", "from 06 Jan only"), ("w/c 30 Mar", "this week so far")]
     assert ninety.chart_over_time()["partialLegend"] == "Part weeks (this week so far)"
-    everything = analytics.load(berlin, user_id, "12m", now=NOW)
+    everything = analytics.load(berlin, user_id, {"range": "12m"}, now=NOW)
     assert everything.discovery_notes()[0] == "from 06 Apr only"
     assert everything.discovery_notes()[-1] == "this month so far"
     assert all(not note for note in everything.discovery_notes()[1:-1])
@@ -213,7 +214,7 @@ def test_incomplete_periods_are_marked(berlin: sqlite3.Connection, user_id: int)
 
 
 def test_every_axis_has_a_title(berlin: sqlite3.Connection, user_id: int) -> None:
-    data = analytics.load(berlin, user_id, "90d", now=NOW)
+    data = analytics.load(berlin, user_id, {"range": "90d"}, now=NOW)
     specs = [data.chart_over_time(), data.chart_artists("plays"), data.chart_discoveries()]
     titles = [{axis: scale["title"]["text"] for axis, scale in spec["options"]["scales"].items()
                if scale["title"]["display"]} for spec in specs]
@@ -231,19 +232,19 @@ def test_an_empty_range_suggests_the_shortest_range_with_plays(conn: sqlite3.Con
     # range that has it.
     history.add_plays(conn, user_id, [make_play(int(NOW.timestamp()) - 100 * 86400, 1)])
     for key in ("7d", "30d", "90d"):
-        data = analytics.load(conn, user_id, key, now=NOW)
-        assert data.empty and data.has_history and data.suggestion == "6m", key
+        data = analytics.load(conn, user_id, {"range": key}, now=NOW)
+        assert data.empty and data.has_history and data.suggestion.key == "6m", key
         assert data.last_play == date(2025, 12, 26)
-    assert not analytics.load(conn, user_id, "6m", now=NOW).empty
+    assert not analytics.load(conn, user_id, {"range": "6m"}, now=NOW).empty
 
 
 def test_no_history_suggests_no_range(conn: sqlite3.Connection, user_id: int) -> None:
     for key in analytics.RANGES:
-        data = analytics.load(conn, user_id, key, now=NOW)
+        data = analytics.load(conn, user_id, {"range": key}, now=NOW)
         assert data.empty and not data.has_history and data.suggestion is None, key
     # A play dated after today (a skewed clock) is history, but in no range ending today.
     history.add_plays(conn, user_id, [make_play(int(NOW.timestamp()) + 3 * 86400, 1)])
-    data = analytics.load(conn, user_id, "all", now=NOW)
+    data = analytics.load(conn, user_id, {"range": "all"}, now=NOW)
     assert data.empty and data.has_history and data.suggestion is None
 
 
@@ -257,7 +258,7 @@ def test_cache_forgets_the_least_recently_used() -> None:
 
 
 def test_empty_range(conn: sqlite3.Connection, user_id: int) -> None:
-    data = analytics.load(conn, user_id, "30d", now=NOW)
+    data = analytics.load(conn, user_id, {"range": "30d"}, now=NOW)
     assert data.empty and data.genres == [] and data.top_artists["plays"] == []
 
 
@@ -278,13 +279,24 @@ async def test_page_and_fragment(client: httpx.AsyncClient) -> None:
     assert "HX-Request" in fragment.headers["vary"]
 
 
-async def test_unknown_range_shows_12m_active(client: httpx.AsyncClient) -> None:
+async def test_no_range_shows_12m_active(client: httpx.AsyncClient) -> None:
     await sign_in(client)
-    for url in ("/analytics", "/analytics?range=forever", "/analytics?range=12m&metric=bogus"):
+    for url in ("/analytics", "/analytics?range=12m&metric=bogus"):
         page = await client.get(url)
         assert page.status_code == 200
         active = re.findall(r'aria-current="true" class="chip chip-active">([^<]+)<', page.text)
         assert active == ["12 months", "By plays"], (url, active)
+
+
+async def test_an_unknown_range_is_refused_in_words(client: httpx.AsyncClient) -> None:
+    await sign_in(client)
+    for headers in ({}, HX):
+        page = await client.get("/analytics?range=forever", headers=headers)
+        assert page.status_code == 422
+        assert "“forever” is not a range here: choose one of 7 days" in unescape(page.text)
+        # The ranges are still offered, none of them chosen.
+        assert re.search(r'<a href="[^"]*/analytics\?[^"]*range=7d', page.text)
+        assert "chip-active" not in page.text
 
 
 async def test_range_links_swap_in_place_and_push_the_url(client: httpx.AsyncClient) -> None:
@@ -383,3 +395,107 @@ async def test_analytics_needs_sign_in(client: httpx.AsyncClient) -> None:
     response = await client.get("/analytics?range=7d")
     assert response.status_code == 303
     assert response.headers["location"] == "/signin?next=%2Fanalytics%3Frange%3D7d"
+
+
+# --- any period -------------------------------------------------------------------------
+
+
+def test_a_past_month_against_hand_computed_figures(berlin: sqlite3.Connection,
+                                                    user_id: int) -> None:
+    data = analytics.load(berlin, user_id, {"month": "2026-03"}, now=NOW)
+    assert (data.period.first, data.period.last) == (date(2026, 3, 1), date(2026, 3, 31))
+    # 23:59 CET on the 28th, 00:30 CET and 03:30 CEST on the 29th: all Berlin March.
+    assert (data.totals.plays, data.totals.minutes, data.totals.active_days) == (3, 4, 2)
+    assert data.title == "Analytics · March 2026"
+    assert data.earlier.query == {"month": "2026-02"} and data.later.query == {"month": "2026-04"}
+    # Compared with all of February, which had nothing: no percentage can be said.
+    assert data.compared_label == "February 2026" and data.change("plays") is None
+    assert [(p.label, p.plays) for p in data.series if p.plays] == [("28 Mar", 1), ("29 Mar", 2)]
+    assert not any(p.note for p in data.series)
+    assert [(a.name, a.plays) for a in data.top_albums["plays"]] == [("Album 0", 2),
+                                                                     ("Album 1", 1)]
+
+
+def test_a_custom_range_across_the_clock_change(berlin: sqlite3.Connection,
+                                                user_id: int) -> None:
+    data = analytics.load(berlin, user_id, {"from": "2026-03-29", "to": "2026-04-01"}, now=NOW)
+    assert [(p.label, p.plays, p.minutes) for p in data.series] == [
+        ("29 Mar", 2, 3), ("30 Mar", 0, 0), ("31 Mar", 0, 0), ("01 Apr", 2, 7)]
+    assert (data.totals.plays, data.artists, data.tracks, data.albums) == (4, 2, 3, 2)
+    # The 29th has 23 hours: its two plays are there, and the 28th's 23:59 is not.
+    assert [(t.name, t.plays) for t in data.top_tracks["plays"]] == [
+        ("Track 12", 2), ("Track 13", 1), ("Track 1", 1)]
+    assert data.compared_label == "the 4 days before"
+    assert (data.compared.first, data.compared.last) == (date(2026, 3, 25), date(2026, 3, 28))
+    assert data.previous.plays == 1 and data.change("plays") == 300
+
+
+def test_the_week_so_far_compares_with_as_much_of_the_week_before(
+        berlin: sqlite3.Connection, user_id: int) -> None:
+    # Sunday 5 April, 22:00 Berlin: the week (Monday start) is whole but for two hours.
+    data = analytics.load(berlin, user_id, {"week": "2026-04-01"}, now=NOW)
+    assert (data.period.first, data.period.last, data.later) == (
+        date(2026, 3, 30), date(2026, 4, 5), None)
+    assert data.compared_label == "Week of 23 Mar 2026, to this time of day"
+    # The 23:59:59 play of the 5th is after 22:00, so not counted yet; the week before
+    # is cut at 22:00 on its Sunday (29 March), which keeps its early plays.
+    assert data.totals.plays == 3 and data.previous.plays == 3
+
+
+def test_this_month_so_far_says_so(berlin: sqlite3.Connection, user_id: int) -> None:
+    data = analytics.load(berlin, user_id, {"month": "2026-04"}, now=NOW)
+    assert (data.period.last, data.period.cut, data.later) == (date(2026, 4, 5), True, None)
+    assert data.compared_label == "the first 5 days of March 2026, to this time of day"
+    assert (data.compared.first, data.compared.last) == (date(2026, 3, 1), date(2026, 3, 5))
+    assert data.series[-1].note == "today so far"
+
+
+def test_a_year_before_the_history_suggests_its_first_month(berlin: sqlite3.Connection,
+                                                            user_id: int) -> None:
+    data = analytics.load(berlin, user_id, {"year": "2024"}, now=NOW)
+    assert data.empty and data.has_history
+    assert data.suggestion.query == {"month": "2026-03"}
+    assert data.years == (2026,)
+
+
+def test_a_refused_period_says_why(berlin: sqlite3.Connection, user_id: int) -> None:
+    refused = analytics.load(berlin, user_id, {"from": "2026-04-02", "to": "2026-03-01"}, now=NOW)
+    assert isinstance(refused, analytics.Refused)
+    assert refused.message.startswith("The start date (2 Apr 2026) is after the end date")
+    assert refused.values["from"] == "2026-04-02" and refused.today == date(2026, 4, 5)
+
+
+async def test_a_month_page_and_fragment_step_through_time(client: httpx.AsyncClient) -> None:
+    await sign_in(client)
+    page = await client.get("/analytics?month=2025-03")
+    assert page.status_code == 200
+    assert "<title>Analytics · March 2025 · Music Time Machine</title>" in page.text
+    assert '<h1>Analytics <span class="muted">· March 2025</span></h1>' in page.text
+    for rel, month in (("prev", "2025-02"), ("next", "2025-04")):
+        link = re.search(rf'<a href="([^"]+)" hx-get="([^"]+)"[^>]*\s+rel="{rel}"', page.text)
+        assert link and link.group(1) == link.group(2) and f"month={month}" in link.group(1)
+    fragment = await client.get("/analytics?month=2025-03", headers=HX)
+    assert fragment.text.startswith('<div id="analytics"')
+    assert "<title>Analytics · March 2025 · Music Time Machine</title>" in fragment.text
+    # The forms start from the period shown, and work as plain GET forms.
+    assert 'name="at" id="period-at" value="2025-03-01"' in fragment.text
+    assert '<option value="month" selected>' in fragment.text
+    jumped = await client.get("/analytics?unit=year&at=2025-03-09")
+    assert '<h1>Analytics <span class="muted">· 2025</span></h1>' in jumped.text
+    custom = await client.get("/analytics?from=2025-01-01&to=2025-06-30&metric=minutes")
+    assert '<span class="muted">· 1 Jan 2025 – 30 Jun 2025</span>' in custom.text
+    assert 'value="2025-01-01"' in custom.text and 'value="2025-06-30"' in custom.text
+
+
+@pytest.mark.parametrize("query", ["from=2025-05-01&to=2025-04-01", "day=2025-02-30",
+                                   "from=1990-01-01&to=2000-01-01", "year=3000",
+                                   "month=2025-1", "at=&unit=month"])
+async def test_impossible_periods_answer_422_in_both_shapes(client: httpx.AsyncClient,
+                                                            query: str) -> None:
+    await sign_in(client)
+    for headers in ({}, HX):
+        response = await client.get(f"/analytics?{query}", headers=headers)
+        assert response.status_code == 422
+        assert 'class="field-error" id="period-error" role="alert"' in response.text
+        assert "<title>Analytics · choose a period · Music Time Machine</title>" in response.text
+        assert ("<html" in response.text) is (headers == {})

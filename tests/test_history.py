@@ -274,14 +274,14 @@ def test_every_write_that_changes_a_page_bumps_the_history_version(
         ctx["import_id"] = _import(conn, user_id)
 
     cache = analytics.Cache()
-    before = analytics.load(conn, user_id, "all", cache=cache, now=NOW)
+    before = analytics.load(conn, user_id, {"range": "all"}, cache=cache, now=NOW)
     version = history.history_version(conn, user_id)
     write(conn, user_id, ctx)
-    fresh = analytics.load(conn, user_id, "all", now=NOW)
+    fresh = analytics.load(conn, user_id, {"range": "all"}, now=NOW)
     # Rebuilding gives the same figures; every other write here changes what the page shows.
     assert (fresh == before) is (write is _rebuild), "a write that changes nothing: no test"
     assert history.history_version(conn, user_id) > version
-    assert analytics.load(conn, user_id, "all", cache=cache, now=NOW) == fresh
+    assert analytics.load(conn, user_id, {"range": "all"}, cache=cache, now=NOW) == fresh
 
 
 def test_whole_history_heatmap_matches_the_hours(conn: sqlite3.Connection, user_id: int) -> None:

@@ -380,13 +380,13 @@ def test_new_genres_show_in_cached_analytics(conn: sqlite3.Connection, user_id: 
     history.add_plays(conn, user_id, [api_play(NOW - 86_400 * 3 + i * 400, i) for i in range(3)])
     cache = analytics.Cache()
     now = datetime.fromtimestamp(NOW, UTC)
-    first = analytics.load(conn, user_id, "30d", cache=cache, now=now)
-    assert first.genres == [] and analytics.load(conn, user_id, "30d", cache=cache,
+    first = analytics.load(conn, user_id, {"range": "30d"}, cache=cache, now=now)
+    assert first.genres == [] and analytics.load(conn, user_id, {"range": "30d"}, cache=cache,
                                                  now=now) is first
     artist = conn.execute("SELECT id FROM artists LIMIT 1").fetchone()[0]
     sync.save_artist_details(conn, artist, {"id": "x", "name": "Band 0",
                                             "genres": ["shoegaze"]})
-    after = analytics.load(conn, user_id, "30d", cache=cache, now=now)
+    after = analytics.load(conn, user_id, {"range": "30d"}, cache=cache, now=now)
     assert [g.name for g in after.genres] == ["shoegaze"]
 
 

@@ -63,7 +63,7 @@ def test_zone_list_is_real_places() -> None:
 
 
 def test_playlist_sources_are_the_five_known_ones() -> None:
-    assert [k for k, _ in preferences.PLAYLIST_SOURCES] == [
+    assert [k for k, _ in preferences.playlist_sources()] == [
         "forgotten_gems", "recent_discoveries", "current_rotation", "on_this_day",
         "year_in_review"]
 

@@ -1,39 +1,39 @@
-"""Analytics over a date range, in the user's time zone: time series, genres, tops, heatmap.
+"""Analytics of any period, in the user's time zone: time series, genres, tops, heatmap.
 
-Whole-history figures come from the rollups kept on write; a range reads the plays table
-once per entity (artists, tracks) through its primary key. Results are cached under the
-user's history version, so new plays are never hidden by the cache.
+The figures are read through mtm.listening, the read side every page shares. Results are
+cached under the user's history version, so new plays are never hidden by the cache.
 """
 
 from __future__ import annotations
 
-import heapq
 import sqlite3
 import threading
-from collections import OrderedDict, defaultdict
-from collections.abc import Hashable
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from operator import itemgetter
 from zoneinfo import ZoneInfo
 
-from mtm import history, users
-from mtm.stats import local_midnight, local_today, months_before
+from mtm import history, listening, preferences
+from mtm.listening import METRICS, Ranked
+from mtm.periods import (
+    RANGES,
+    Period,
+    PeriodError,
+    local_midnight,
+    local_today,
+    month_end,
+    month_starts,
+    parse,
+    shortcut,
+    unit_period,
+    week_of,
+)
 
-RANGES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "6m": "6 months",
-          "12m": "12 months", "all": "All time"}
-DEFAULT_RANGE = "12m"
-METRICS = ("plays", "minutes")
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-TOP = 10
 GENRES_SHOWN = 10
 HEAT_LEVELS = 5
 OTHER_GENRES = "Other genres"
-
-
-def parse_range(raw: str | None) -> str:
-    """A known range key, or the default for anything else."""
-    return raw if raw in RANGES else DEFAULT_RANGE
 
 
 def parse_metric(raw: str | None, default: str = "plays") -> str:
@@ -41,47 +41,10 @@ def parse_metric(raw: str | None, default: str = "plays") -> str:
     return raw if raw in METRICS else default
 
 
-@dataclass(frozen=True)
-class Window:
-    """The local days a range covers (inclusive), how to bucket them, the period before."""
-
-    key: str
-    first: date
-    last: date
-    bucket: str
-    previous: tuple[date, date] | None
-
-    @property
-    def label(self) -> str:
-        """The range as the buttons name it."""
-        return RANGES[self.key]
-
-    @property
-    def days(self) -> int:
-        """Number of days covered."""
-        return (self.last - self.first).days + 1
-
-
-def make_window(key: str, today: date, first_play: date | None) -> Window:
-    """The window of a range ending today; `all` starts at the first play."""
-    if key == "all":
-        first = min(first_play or today, today)
-    elif key.endswith("d"):
-        first = today - timedelta(days=int(key[:-1]) - 1)
-    else:
-        first = months_before(today, int(key[:-1])) + timedelta(days=1)
-    length = (today - first).days + 1
-    bucket = "day" if length <= 31 else "week" if length <= 400 else "month"
-    previous = None
-    if key != "all":
-        previous = (first - timedelta(days=length), first - timedelta(days=1))
-    return Window(key, first, today, bucket, previous)
-
-
 def bucket_start(day: date, bucket: str, week_start: int) -> date:
     """The first day of the bucket a day falls in (weeks start on the user's week start)."""
     if bucket == "week":
-        return day - timedelta(days=(day.weekday() - week_start) % 7)
+        return week_of(day, week_start)
     if bucket == "month":
         return day.replace(day=1)
     return day
@@ -90,18 +53,21 @@ def bucket_start(day: date, bucket: str, week_start: int) -> date:
 def bucket_end(start: date, bucket: str) -> date:
     """The last day of the bucket that starts on `start`."""
     if bucket == "month":
-        return (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        return month_end(start)
     return start + timedelta(days=6 if bucket == "week" else 0)
 
 
-def partial_note(start: date, bucket: str, window_first: date, today: date) -> str:
-    """Why a bucket is not a whole period ("this week so far"), or "" when it is."""
-    if start <= today <= bucket_end(start, bucket):
+def partial_note(start: date, bucket: str, period: Period, today: date) -> str:
+    """Why a bucket is not a whole one ("this week so far", "from 3 Mar only"), or ""."""
+    end = bucket_end(start, bucket)
+    if start <= today <= end:
         # Today is never over, so the bucket holding it is always incomplete.
         return {"day": "today so far", "week": "this week so far",
                 "month": "this month so far"}[bucket]
-    if start < window_first:
-        return "from " + window_first.strftime("%d %b") + " only"
+    if start < period.first:
+        return "from " + period.first.strftime("%d %b") + " only"
+    if end > period.last:
+        return "to " + period.last.strftime("%d %b") + " only"
     return ""
 
 
@@ -136,16 +102,6 @@ class Totals:
 
 
 @dataclass(frozen=True)
-class Item:
-    """An artist or track with its plays and minutes in the range."""
-
-    name: str
-    detail: str
-    plays: int
-    minutes: int
-
-
-@dataclass(frozen=True)
 class Share:
     """A genre's part of the listening in the range."""
 
@@ -165,38 +121,85 @@ class HeatCell:
 
 @dataclass(frozen=True)
 class Analytics:
-    """Everything the Analytics page shows for one range."""
+    """Everything the Analytics page shows for one period."""
 
-    window: Window
+    period: Period
+    today: date
     timezone: str
     week_start: int
     totals: Totals
+    # The period compared against, and its figures (None for all time).
+    compared: Period | None
     previous: Totals | None
     series: list[Point]
     artists: int
     tracks: int
-    top_artists: dict[str, list[Item]]
-    top_tracks: dict[str, list[Item]]
+    albums: int
+    top_artists: dict[str, list[Ranked]]
+    top_albums: dict[str, list[Ranked]]
+    top_tracks: dict[str, list[Ranked]]
     genres: list[Share]
     genre_coverage: float
     heatmap: list[tuple[str, list[HeatCell]]]
     new_artists: list[tuple[str, int]]
     new_artist_count: int
     discovery_minutes_share: float | None
-    # Only looked up for an empty range: whether any play exists, and a range that has some.
+    # The calendar years the user has plays in, for the year switch.
+    years: tuple[int, ...] = ()
+    # Only looked up for an empty period: whether any play exists, and a period that has some.
     has_history: bool = True
-    suggestion: str | None = None
+    suggestion: Period | None = None
     last_play: date | None = None
 
     @property
+    def form_values(self) -> dict[str, str]:
+        """What the period forms start with: this period, as each form names it."""
+        period = self.period
+        if period.kind == "custom":
+            return {"from": period.first.isoformat(), "to": period.last.isoformat()}
+        if period.kind == "range":
+            return {"unit": "month", "at": period.last.isoformat()}
+        return {"unit": period.kind, "at": period.first.isoformat()}
+
+    @property
     def empty(self) -> bool:
-        """Nothing was played in the range."""
+        """Nothing was played in the period."""
         return self.totals.plays == 0
 
     @property
     def title(self) -> str:
         """The page's title, as the tab shows it (without the site name)."""
-        return "Analytics · " + self.window.label
+        return "Analytics · " + self.period.label
+
+    @property
+    def earlier(self) -> Period | None:
+        """The period before, for the "previous" link (None for the shortcut ranges)."""
+        if self.period.kind == "range":
+            return None
+        return self.period.previous(self.week_start)
+
+    @property
+    def later(self) -> Period | None:
+        """The period after, for the "next" link (None when it would start after today)."""
+        return self.period.following(self.today, self.week_start)
+
+    @property
+    def compared_label(self) -> str:
+        """What the change figures compare against, in words."""
+        period = self.period
+        before = period.previous(self.week_start)
+        if self.compared is None or before is None:
+            return ""
+        if period.last == self.today and period.kind == "range":
+            return f"the {period.days} days before, to this time of day"
+        if period.last == self.today and not period.cut:
+            return f"{before.label}, to this time of day"
+        if period.last == self.today:
+            days = "the first day" if period.days == 1 else f"the first {period.days} days"
+            return f"{days} of {before.label}, to this time of day"
+        if period.kind == "custom":
+            return f"the {period.days} days before"
+        return before.label
 
     def change(self, metric: str) -> int | None:
         """Percent change against the previous period, None when it cannot be said."""
@@ -217,9 +220,8 @@ class Analytics:
 
     def discovery_notes(self) -> list[str]:
         """Per month of the discoveries chart, why it is not a whole month ("" when it is)."""
-        first, today = self.window.first, self.window.last
-        return [partial_note(start, "month", first, today)
-                for start in _month_starts(first, today)]
+        return [partial_note(start, "month", self.period, self.today)
+                for start in month_starts(self.period.first, self.period.last)]
 
     def discovery_rows(self) -> list[tuple[str, int, str]]:
         """(month, new artists, note) for the discoveries table."""
@@ -228,7 +230,7 @@ class Analytics:
 
     def chart_over_time(self) -> dict:
         """Minutes and plays per bucket, for charts.js."""
-        bucket = self.window.bucket
+        bucket = self.period.bucket
         # The axis title says "Week starting", so the labels can drop their "w/c".
         labels = [p.label.removeprefix("w/c ") for p in self.series]
         return {"type": "line", "labels": labels,
@@ -287,136 +289,24 @@ def _partial_spec(notes: list[str], bucket: str) -> dict:
     return {"partial": partial, "partialLegend": legend}
 
 
-def _month_starts(first: date, last: date) -> list[date]:
-    months, day = [], first.replace(day=1)
-    while day <= last:
-        months.append(day)
-        day = (day + timedelta(days=32)).replace(day=1)
-    return months
-
-
-# --- queries -----------------------------------------------------------------------
-
-
-def first_play_day(conn: sqlite3.Connection, user_id: int) -> date | None:
-    """The first local day with a play."""
-    row = conn.execute("SELECT min(day) FROM listening_days WHERE user_id = ?",
-                       (user_id,)).fetchone()
-    return date.fromisoformat(row[0]) if row and row[0] else None
-
-
-def day_totals(conn: sqlite3.Connection, user_id: int, first: date, last: date
-               ) -> dict[date, tuple[int, int]]:
-    """Plays and milliseconds per local day with listening."""
-    return {date.fromisoformat(day): (plays, ms) for day, plays, ms in conn.execute(
-        "SELECT day, plays, ms_played FROM listening_days WHERE user_id = ? "
-        "AND day BETWEEN ? AND ?", (user_id, first.isoformat(), last.isoformat()))}
-
-
-def plays_between(conn: sqlite3.Connection, user_id: int, start: int, end: int
-                  ) -> tuple[int, int]:
-    """Plays and milliseconds of the streams that ended in [start, end) (UTC seconds)."""
-    plays, ms = conn.execute(
-        "SELECT coalesce(sum(counted), 0), coalesce(sum(ms_played), 0) FROM plays "
-        "WHERE user_id = ? AND played_at >= ? AND played_at < ?", (user_id, start, end)).fetchone()
-    return plays, ms
-
-
-def last_play_day(conn: sqlite3.Connection, user_id: int, today: date) -> tuple[bool, date | None]:
-    """Whether the user has any play at all, and the last local day up to today with one."""
-    count, last = conn.execute(
-        "SELECT count(*), max(CASE WHEN day <= ? THEN day END) FROM listening_days "
-        "WHERE user_id = ? AND plays > 0", (today.isoformat(), user_id)).fetchone()
-    return count > 0, date.fromisoformat(last) if last else None
-
-
-def weekday_hours(conn: sqlite3.Connection, user_id: int, first: date | None, last: date
-                  ) -> dict[tuple[int, int], tuple[int, int]]:
-    """Plays and milliseconds per (weekday Monday=0, local hour); `first` None: all time."""
-    if first is None:
-        rows = conn.execute("SELECT weekday, hour, plays, ms_played FROM listening_weekhours "
-                            "WHERE user_id = ?", (user_id,))
-        return {(wd, hour): (plays, ms) for wd, hour, plays, ms in rows}
-    rows = conn.execute(
-        """SELECT weekday, hour, sum(plays), sum(ms_played) FROM listening_hours
-           WHERE user_id = ? AND day BETWEEN ? AND ? GROUP BY weekday, hour""",
-        (user_id, first.isoformat(), last.isoformat()))
-    return {(wd, hour): (plays, ms) for wd, hour, plays, ms in rows}
-
-
-def per_track(conn: sqlite3.Connection, user_id: int, start: int | None, end: int
-              ) -> list[tuple[int, int, int, int]]:
-    """(track id, main artist id, plays, ms) for every track played in [start, end)."""
-    if start is None:
-        return conn.execute(
-            "SELECT ut.track_id, t.artist_id, ut.plays, ut.ms_played FROM user_tracks ut "
-            "JOIN tracks t ON t.id = ut.track_id WHERE ut.user_id = ?", (user_id,)).fetchall()
-    # One pass over the range: artists are summed from their tracks in Python.
-    return conn.execute(
-        "SELECT track_id, artist_id, sum(counted), sum(ms_played) FROM plays WHERE user_id = ? "
-        "AND played_at >= ? AND played_at < ? GROUP BY track_id", (user_id, start, end)).fetchall()
-
-
-def first_heard(conn: sqlite3.Connection, user_id: int) -> dict[int, int]:
-    """When each of the user's artists was first played (UTC seconds)."""
-    return dict(conn.execute("SELECT artist_id, first_played FROM user_artists "
-                             "WHERE user_id = ?", (user_id,)))
-
-
-def per_artist(tracks: list[tuple[int, int, int, int]], first: dict[int, int]
-               ) -> list[tuple[int, int, int, int]]:
-    """(artist id, plays, ms, first played ever) summed from per-track rows."""
-    plays_of: defaultdict[int, int] = defaultdict(int)
-    ms_of: defaultdict[int, int] = defaultdict(int)
-    for _, artist_id, plays, ms in tracks:
-        plays_of[artist_id] += plays
-        ms_of[artist_id] += ms
-    return [(a, p, ms_of[a], first[a]) for a, p in plays_of.items()]
-
-
-def artist_genres(conn: sqlite3.Connection, user_id: int) -> dict[int, list[str]]:
-    """Genres of every artist the user has played."""
-    genres: dict[int, list[str]] = {}
-    for artist_id, name in conn.execute(
-            """SELECT ag.artist_id, g.name FROM user_artists ua
-               JOIN artist_genres ag ON ag.artist_id = ua.artist_id
-               JOIN genres g ON g.id = ag.genre_id WHERE ua.user_id = ?""", (user_id,)):
-        genres.setdefault(artist_id, []).append(name)
-    return genres
-
-
-def artist_names(conn: sqlite3.Connection, ids: list[int]) -> dict[int, str]:
-    """Names of some artists."""
-    marks = ",".join("?" * len(ids))
-    return dict(conn.execute(f"SELECT id, name FROM artists WHERE id IN ({marks})", ids))
-
-
-def track_names(conn: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str, str]]:
-    """(name, main artist) of some tracks."""
-    marks = ",".join("?" * len(ids))
-    return {tid: (name, artist) for tid, name, artist in conn.execute(
-        f"SELECT t.id, t.name, a.name FROM tracks t JOIN artists a ON a.id = t.artist_id "
-        f"WHERE t.id IN ({marks})", ids)}
-
-
 # --- assembling --------------------------------------------------------------------
 
 
-def _series(window: Window, days: dict[date, tuple[int, int]], week_start: int) -> list[Point]:
+def _series(period: Period, days: dict[date, tuple[int, int]], week_start: int, today: date
+            ) -> list[Point]:
     # Every bucket exists, so days without listening show as zero, not as a gap.
+    bucket = period.bucket
     buckets: dict[date, list[int]] = {}
-    start = bucket_start(window.first, window.bucket, week_start)
-    while start <= window.last:
+    start = bucket_start(period.first, bucket, week_start)
+    while start <= period.last:
         buckets[start] = [0, 0]
-        start = bucket_start(start + timedelta(days=32 if window.bucket == "month" else
-                                               7 if window.bucket == "week" else 1),
-                             window.bucket, week_start)
+        start = bucket_end(start, bucket) + timedelta(days=1)
     for day, (plays, ms) in days.items():
-        entry = buckets[bucket_start(day, window.bucket, week_start)]
+        entry = buckets[bucket_start(day, bucket, week_start)]
         entry[0] += plays
         entry[1] += ms
-    return [Point(start, bucket_label(start, window.bucket), plays, round(ms / 60000),
-                  partial_note(start, window.bucket, window.first, window.last))
+    return [Point(start, bucket_label(start, bucket), plays, round(ms / 60000),
+                  partial_note(start, bucket, period, today))
             for start, (plays, ms) in buckets.items()]
 
 
@@ -426,39 +316,11 @@ def _totals(days: dict[date, tuple[int, int]]) -> Totals:
                   sum(1 for p, _ in days.values() if p))
 
 
-def _ranked(rows: list[tuple[int, int, int]], metric: str) -> list[tuple[int, int, int]]:
-    """The first TOP rows of (id, plays, ms) by a metric, the other metric breaking ties."""
-    first, second = (1, 2) if metric == "plays" else (2, 1)
-    if len(rows) > TOP:
-        # Only rows reaching the TOP-th best value can rank: found at C speed, they leave a
-        # few dozen of tens of thousands for the full comparison.
-        cutoff = heapq.nlargest(TOP, map(itemgetter(first), rows))[-1]
-        rows = [row for row in rows if row[first] >= cutoff]
-    return heapq.nsmallest(TOP, rows, key=lambda r: (-r[first], -r[second], r[0]))
-
-
-def _rankings(rows: list[tuple[int, int, int]]) -> dict[str, list[tuple[int, int, int]]]:
-    """The top rows by each metric (ranking tens of thousands of tracks once per metric)."""
-    return {metric: _ranked(rows, metric) for metric in METRICS}
-
-
-def _top(ranked: dict[str, list[tuple[int, int, int]]], names: dict) -> dict[str, list[Item]]:
-    tops = {}
-    for metric in METRICS:
-        items = []
-        for row in ranked[metric]:
-            name = names[row[0]]
-            title, detail = name if isinstance(name, tuple) else (name, "")
-            items.append(Item(title, detail, row[1], round(row[2] / 60000)))
-        tops[metric] = items
-    return tops
-
-
-def _genres(artists: list[tuple[int, int, int, int]], genres: dict[int, list[str]]
+def _genres(artists: list[listening.Totals], genres: dict[int, list[str]]
             ) -> tuple[list[Share], float]:
     weights: dict[str, list[float]] = {}
     covered = total = 0
-    for artist_id, plays, ms, _ in artists:
+    for artist_id, plays, ms in artists:
         total += plays
         names = genres.get(artist_id)
         if not names:
@@ -491,16 +353,18 @@ def _heatmap(cells: dict[tuple[int, int], tuple[int, int]], week_start: int
     return rows
 
 
-def _discoveries(artists: list[tuple[int, int, int, int]], start: int, end: int, timezone: str,
-                 window: Window) -> tuple[list[tuple[str, int]], int, float | None]:
+def _discoveries(artists: list[listening.Totals], first_heard: dict[int, int], start: int,
+                 end: int, timezone: str, period: Period
+                 ) -> tuple[list[tuple[str, int]], int, float | None]:
     zone = ZoneInfo(timezone)
-    starts = _month_starts(window.first, window.last)
+    starts = month_starts(period.first, period.last)
     months: OrderedDict[str, int] = OrderedDict((day.strftime("%b %Y"), 0) for day in starts)
     # Labels by (year, month): formatting a date for each of thousands of artists is slow.
     labels = {(day.year, day.month): day.strftime("%b %Y") for day in starts}
     new_ms = total_ms = new = 0
-    for _, _, ms, first_played in artists:
+    for artist_id, _, ms in artists:
         total_ms += ms
+        first_played = first_heard[artist_id]
         if start <= first_played < end:
             new += 1
             new_ms += ms
@@ -508,84 +372,120 @@ def _discoveries(artists: list[tuple[int, int, int, int]], start: int, end: int,
             label = labels.get((moment.year, moment.month))
             if label is not None:
                 months[label] += 1
-    share = None if window.key == "all" or not total_ms else new_ms / total_ms
+    whole = period.kind == "range" and period.key == "all"
+    share = None if whole or not total_ms else new_ms / total_ms
     return list(months.items()), new, share
 
 
-def previous_totals(conn: sqlite3.Connection, user_id: int, window: Window, timezone: str,
-                    now: datetime) -> Totals | None:
-    """The period before the range, cut at the same time of day as now: equal lengths.
+def compared_period(period: Period, today: date, week_start: int) -> Period | None:
+    """What a period is compared with: the one before, as long as this one has run so far."""
+    before = period.previous(week_start)
+    if before is None or period.last != today:
+        return before
+    # A period still going on is compared with as many days of the one before, not all of it.
+    return Period("custom", before.first, before.first + timedelta(days=period.days - 1))
 
-    The range ends with today so far, so a whole last day before it would compare a part
-    day with a full one.
+
+def previous_totals(conn: sqlite3.Connection, user_id: int, compared: Period | None,
+                    ongoing: bool, timezone: str, now: datetime) -> Totals | None:
+    """The compared period's figures; cut at the time of day of now when ours is ongoing.
+
+    A period ending today holds today so far, so a whole last day before it would compare a
+    part day with a full one.
     """
-    if window.previous is None:
+    if compared is None:
         return None
-    first, last = window.previous
-    days = day_totals(conn, user_id, first, last - timedelta(days=1))
+    if not ongoing:
+        return _totals(listening.day_totals(conn, user_id, compared.first, compared.last))
+    last = compared.last
+    days = listening.day_totals(conn, user_id, compared.first, last - timedelta(days=1))
     zone = ZoneInfo(timezone)
-    local = now.astimezone(zone)
-    cutoff = int(datetime.combine(last, local.time(), zone).timestamp())
-    plays, ms = plays_between(conn, user_id, local_midnight(last, timezone), cutoff)
+    cutoff = int(datetime.combine(last, now.astimezone(zone).time(), zone).timestamp())
+    plays, ms = listening.plays_between(conn, user_id, local_midnight(last, timezone), cutoff)
     if plays or ms:
         days[last] = (plays, ms)
     return _totals(days)
 
 
-def compute(conn: sqlite3.Connection, user_id: int, key: str, now: datetime, timezone: str,
-            week_start: int) -> Analytics:
-    """Read and assemble the analytics of one range, as it stands at `now`."""
+def compute(conn: sqlite3.Connection, user_id: int, period: Period, now: datetime,
+            timezone: str, week_start: int) -> Analytics:
+    """Read and assemble the analytics of one period, as it stands at `now`."""
     today = local_today(timezone, now)
-    first_play = first_play_day(conn, user_id)
-    window = make_window(key, today, first_play)
-    start = local_midnight(window.first, timezone)
-    end = local_midnight(window.last + timedelta(days=1), timezone)
-    whole = window.key == "all"
-    days = day_totals(conn, user_id, window.first, window.last)
+    start = local_midnight(period.first, timezone)
+    end = local_midnight(period.last + timedelta(days=1), timezone)
+    whole = period.kind == "range" and period.key == "all"
+    days = listening.day_totals(conn, user_id, period.first, period.last)
     totals = _totals(days)
-    track_rows = per_track(conn, user_id, None if whole else start, end)
-    artists = per_artist(track_rows, first_heard(conn, user_id))
-    artist_rows = [(a[0], a[1], a[2]) for a in artists]
-    tracks = [(t[0], t[2], t[3]) for t in track_rows]
-    artist_ranks, track_ranks = _rankings(artist_rows), _rankings(tracks)
-    top_artist_ids, top_track_ids = _top_ids(artist_ranks), _top_ids(track_ranks)
-    genres, coverage = _genres(artists, artist_genres(conn, user_id))
-    new_artists, new_count, share = _discoveries(artists, start, end, timezone, window)
+    track_rows = listening.per_track(conn, user_id, None if whole else start, end)
+    artists = listening.artist_totals(track_rows)
+    albums = listening.album_totals(track_rows)
+    tracks = listening.track_totals(track_rows)
+    genres, coverage = _genres(artists, listening.artist_genres(conn, user_id))
+    new_artists, new_count, share = _discoveries(
+        artists, listening.first_heard(conn, user_id), start, end, timezone, period)
     has_history, last_play, suggestion = True, None, None
     if totals.plays == 0:
-        has_history, last_play = last_play_day(conn, user_id, today)
-        suggestion = suggest_range(key, today, first_play, last_play)
+        has_history, last_play = listening.last_play_day(conn, user_id, today)
+        suggestion = suggest_period(period, today, listening.first_play_day(conn, user_id),
+                                    last_play)
+    compared = compared_period(period, today, week_start)
     return Analytics(
-        window=window, timezone=timezone, week_start=week_start,
-        totals=totals, previous=previous_totals(conn, user_id, window, timezone, now),
-        series=_series(window, days, week_start),
+        period=period, today=today, timezone=timezone, week_start=week_start,
+        totals=totals, compared=compared,
+        previous=previous_totals(conn, user_id, compared, period.last == today, timezone, now),
+        series=_series(period, days, week_start, today),
         # Played: at least one stream of 30 s or more (as the dashboard counts them).
         artists=sum(1 for a in artists if a[1]), tracks=sum(1 for t in tracks if t[1]),
-        top_artists=_top(artist_ranks,
-                         artist_names(conn, top_artist_ids) if top_artist_ids else {}),
-        top_tracks=_top(track_ranks,
-                        track_names(conn, top_track_ids) if top_track_ids else {}),
+        albums=sum(1 for a in albums if a[1]),
+        top_artists=listening.named_rankings(conn, "artist", listening.rankings(artists)),
+        top_albums=listening.named_rankings(conn, "album", listening.rankings(albums)),
+        top_tracks=listening.named_rankings(conn, "track", listening.rankings(tracks)),
         genres=genres, genre_coverage=coverage,
-        heatmap=_heatmap(weekday_hours(conn, user_id, None if whole else window.first,
-                                       window.last), week_start),
+        heatmap=_heatmap(listening.weekday_hours(conn, user_id, None if whole else period.first,
+                                                 period.last), week_start),
         new_artists=new_artists, new_artist_count=new_count, discovery_minutes_share=share,
         has_history=has_history, suggestion=suggestion, last_play=last_play,
     )
 
 
-def suggest_range(key: str, today: date, first_play: date | None, last_play: date | None
-                  ) -> str | None:
-    """The shortest other range with a play in it, or None when no range has one."""
+def suggest_period(period: Period, today: date, first_play: date | None,
+                   last_play: date | None) -> Period | None:
+    """A period near this empty one that has plays, or None when no period has any.
+
+    For a shortcut, the shortest other shortcut reaching the last play; otherwise the month
+    of the nearest play (the first one for a period before the history began).
+    """
     if last_play is None:
         return None
-    for candidate in RANGES:
-        if candidate != key and make_window(candidate, today, first_play).first <= last_play:
-            return candidate
-    return None
+    if period.kind == "range":
+        for key in RANGES:
+            candidate = shortcut(key, today, first_play)
+            if key != period.key and candidate.first <= last_play:
+                return candidate
+        return None
+    nearest = first_play if first_play and period.last < first_play else last_play
+    return unit_period("month", nearest, 0, today)
 
 
-def _top_ids(ranked: dict[str, list[tuple[int, int, int]]]) -> list[int]:
-    return sorted({row[0] for rows in ranked.values() for row in rows})
+@dataclass(frozen=True)
+class Refused:
+    """A query that names no period: why, and what the period forms need to ask again."""
+
+    message: str
+    today: date
+    years: tuple[int, ...]
+    timezone: str
+    values: dict[str, str]
+
+    @property
+    def title(self) -> str:
+        """The page's title while the period is refused."""
+        return "Analytics · choose a period"
+
+
+def years_played(first_play: date | None, today: date) -> tuple[int, ...]:
+    """Every calendar year from the first play's to this one (none without plays)."""
+    return tuple(range(first_play.year, today.year + 1)) if first_play else ()
 
 
 class Cache:
@@ -616,20 +516,33 @@ class Cache:
                 self._items.popitem(last=False)
 
 
-def load(conn: sqlite3.Connection, user_id: int, key: str, *, cache: Cache | None = None,
-         now: datetime | None = None) -> Analytics:
-    """The analytics of a range for a user, from the cache when the history is unchanged."""
-    timezone = users.user_timezone(conn, user_id)
-    week_start = users.week_start(conn, user_id)
+def load(conn: sqlite3.Connection, user_id: int, query: Mapping[str, str], *,
+         cache: Cache | None = None, now: datetime | None = None) -> Analytics | Refused:
+    """The analytics of the period a query names, from the cache when nothing changed.
+
+    A query naming no possible period (from after to, no such date, before Spotify, after
+    today) gets a Refused saying why.
+    """
+    prefs = preferences.load(conn, user_id)
+    timezone, week_start = prefs.timezone, prefs.week_start
     now = now or datetime.now(UTC)
     today = local_today(timezone, now)
-    cache_key = (user_id, history.history_version(conn, user_id), timezone, week_start, key,
+    first_play = listening.first_play_day(conn, user_id)
+    try:
+        period = parse(query, today, first_play, week_start)
+    except PeriodError as refused:
+        values = {key: str(query.get(key, ""))[:20] for key in ("from", "to", "at", "unit")}
+        return Refused(str(refused), today, years_played(first_play, today), timezone, values)
+    cache_key = (user_id, history.history_version(conn, user_id), timezone, week_start, period,
                  today)
     if cache is not None and (found := cache.get(cache_key)) is not None:
+        if period.last != today:
+            return found
         # The period compared against moves on with the time of day; it is two small reads.
-        previous = previous_totals(conn, user_id, found.window, timezone, now)
+        previous = previous_totals(conn, user_id, found.compared, True, timezone, now)
         return found if previous == found.previous else replace(found, previous=previous)
-    result = compute(conn, user_id, key, now, timezone, week_start)
+    result = replace(compute(conn, user_id, period, now, timezone, week_start),
+                     years=years_played(first_play, today))
     if cache is not None:
         cache.put(cache_key, result)
     return result

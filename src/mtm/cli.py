@@ -154,7 +154,7 @@ def _import(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
 
-    from mtm import db, importer, imports, users
+    from mtm import db, importer, imports, preferences
     from mtm.app import prepare_database
 
     settings = load_settings()
@@ -167,7 +167,7 @@ def _import(args: argparse.Namespace) -> int:
     conn = db.connect(settings.database_path)
     try:
         user_id = _import_user(conn, args.user, settings.demo)
-        timezone = users.user_timezone(conn, user_id)
+        timezone = preferences.load(conn, user_id).timezone
     except LookupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

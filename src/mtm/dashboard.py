@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import backups, connection, jobs, stats, sync, users
+from mtm import backups, connection, jobs, listening, preferences, sync, users
+from mtm.periods import local_midnight, local_today, next_month
 
 RECENT_PAGE = 20
 CHART_DAYS = 30
+# How many artists and tracks of this month Home lists.
+TOP = 5
 # A refresh keeps the plays the page has expanded to, up to this many rows.
 KEEP_MAX = 1000
 
@@ -55,13 +58,13 @@ class Dashboard:
 
     timezone: str
     today: date
-    headline: stats.Headline
-    last_days: list[stats.DayTotal]
+    headline: listening.Headline
+    last_days: list[listening.DayTotal]
     month_label: str
-    top_artists: list[stats.Ranked]
-    top_tracks: list[stats.Ranked]
-    recent: list[stats.RecentPlay]
-    next_cursor: stats.Cursor | None
+    top_artists: list[listening.Ranked]
+    top_tracks: list[listening.Ranked]
+    recent: list[listening.RecentPlay]
+    next_cursor: listening.Cursor | None
     recording: Recording
 
     @property
@@ -112,39 +115,40 @@ def current_sync_token(conn: sqlite3.Connection, user_id: int) -> str:
 
 
 def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None, *,
-         shown_to: stats.Cursor | None = None, sync_interval: int = 0) -> Dashboard:
+         shown_to: listening.Cursor | None = None, sync_interval: int = 0) -> Dashboard:
     """Read the dashboard for a user at a moment (now by default).
 
     `shown_to` is the oldest play the page lists already ("show more" pages included): a
     refresh lists every play down to it, new ones on top, so nothing expanded goes away.
     """
-    timezone = users.user_timezone(conn, user_id)
+    timezone = preferences.load(conn, user_id).timezone
     now = now or datetime.now(ZoneInfo("UTC"))
-    today = stats.local_today(timezone, now)
+    today = local_today(timezone, now)
     month_start = today.replace(day=1)
-    next_month = (month_start + timedelta(days=32)).replace(day=1)
-    start, end = stats.local_midnight(month_start, timezone), stats.local_midnight(next_month,
-                                                                                    timezone)
+    month = listening.per_track(conn, user_id, local_midnight(month_start, timezone),
+                                local_midnight(next_month(month_start), timezone))
     rows = RECENT_PAGE
     if shown_to is not None:
-        rows = min(max(rows, stats.plays_down_to(conn, user_id, shown_to)), KEEP_MAX)
-    recent, cursor = stats.recent_plays(conn, user_id, timezone, limit=rows)
+        rows = min(max(rows, listening.plays_down_to(conn, user_id, shown_to)), KEEP_MAX)
+    recent, cursor = listening.recent_plays(conn, user_id, timezone, limit=rows)
+    first_day = today - timedelta(days=CHART_DAYS - 1)
     return Dashboard(
         timezone=timezone,
         today=today,
-        headline=stats.headline(conn, user_id, today),
-        last_days=stats.daily_totals(conn, user_id, today, CHART_DAYS),
+        headline=listening.headline(conn, user_id, today),
+        last_days=listening.daily_series(listening.day_totals(conn, user_id, first_day, today),
+                                         first_day, today),
         month_label=month_start.strftime("%B %Y"),
-        top_artists=stats.top_artists(conn, user_id, start, end),
-        top_tracks=stats.top_tracks(conn, user_id, start, end),
+        top_artists=listening.top(conn, "artist", listening.artist_totals(month), limit=TOP),
+        top_tracks=listening.top(conn, "track", listening.track_totals(month), limit=TOP),
         recent=recent,
         next_cursor=cursor,
         recording=recording(conn, user_id, sync_interval),
     )
 
 
-def history_page(conn: sqlite3.Connection, user_id: int, before: stats.Cursor | None
-                 ) -> tuple[list[stats.RecentPlay], stats.Cursor | None]:
+def history_page(conn: sqlite3.Connection, user_id: int, before: listening.Cursor | None
+                 ) -> tuple[list[listening.RecentPlay], listening.Cursor | None]:
     """One page of the play history, older than `before`."""
-    timezone = users.user_timezone(conn, user_id)
-    return stats.recent_plays(conn, user_id, timezone, before=before, limit=RECENT_PAGE)
+    timezone = preferences.load(conn, user_id).timezone
+    return listening.recent_plays(conn, user_id, timezone, before=before, limit=RECENT_PAGE)

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from mtm import identity
+from mtm import identity, preferences
 from mtm.db import transaction
 from mtm.identity import PLAY_MS
-from mtm.users import user_timezone
 
 SOURCES = ("api", "export", "account", "demo")
 # Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
@@ -279,7 +278,7 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
     failure stores nothing, so a retried sync completes it.
     """
     with transaction(conn):
-        local = LocalTime(user_timezone(conn, user_id))
+        local = LocalTime(preferences.load(conn, user_id).timezone)
         track_rows: dict[TrackIn, tuple[int, int]] = {}
         conn.execute(INCOMING)
         conn.execute("DELETE FROM incoming_plays")
@@ -432,7 +431,7 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
                     SELECT user_id, {column}, sum(counted), sum(ms_played), min(played_at),
                            max(played_at)
                     FROM plays WHERE user_id = ? GROUP BY {column}""", (user_id,))
-        local = LocalTime(user_timezone(conn, user_id))
+        local = LocalTime(preferences.load(conn, user_id).timezone)
         hours: dict[tuple[str, int, int], list[int]] = {}
         months: dict[tuple[str, str], list[int]] = {}
         for played_at, ms, counted, source in conn.execute(

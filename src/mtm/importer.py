@@ -27,7 +27,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mtm import db as database
-from mtm import history, identity, readers
+from mtm import history, identity, preferences, readers
 from mtm.db import transaction
 from mtm.history import LocalTime
 from mtm.identity import PLAY_MS
@@ -42,7 +42,6 @@ from mtm.spotify_export import (
     find,
     read_for_import,
 )
-from mtm.users import user_timezone
 
 # Richer sources first: account data is then matched against extended history of the same
 # upload, and stored as one play with it.
@@ -350,7 +349,7 @@ class Stager:
         self.progress("Storing the new plays", 0, self.report.stored)
         # Local days and hours per quarter hour the new plays end in (every time-zone offset
         # and daylight-saving change falls on one), so the rest is done in SQL.
-        local = LocalTime(user_timezone(conn, self.user_id))
+        local = LocalTime(preferences.load(conn, self.user_id).timezone)
         conn.execute("DROP TABLE IF EXISTS temp.local_times")
         conn.execute("CREATE TEMP TABLE local_times (bucket INTEGER PRIMARY KEY, day TEXT, "
                      "hour INTEGER, weekday INTEGER)")

@@ -19,7 +19,18 @@ from zoneinfo import ZoneInfo
 
 from starlette.concurrency import run_in_threadpool
 
-from mtm import backups, connection, enrich, history, importer, jobs, leases, sync, uploads, users
+from mtm import (
+    backups,
+    connection,
+    enrich,
+    history,
+    importer,
+    jobs,
+    leases,
+    preferences,
+    sync,
+    uploads,
+)
 from mtm.db import transaction
 from mtm.importer import Report
 from mtm.jobs import JobContext, JobError
@@ -358,7 +369,7 @@ def overview(conn: sqlite3.Connection, user_id: int, uploads_root: Path, now: in
             or (job.state in ("failed", "interrupted")
                 and (job.finished_at or now) > now - SHOW_FAILED_SECONDS)):
         job = None
-    timezone = users.user_timezone(conn, user_id)
+    timezone = preferences.load(conn, user_id).timezone
     today = datetime.fromtimestamp(now, ZoneInfo(timezone)).date()
     lookup_job = jobs.latest(conn, user_id, (enrich.KIND,))
     view = job_view(conn, user_id, job.id, uploads_root) if job is not None else None
@@ -421,7 +432,7 @@ def job_view(conn: sqlite3.Connection, user_id: int, job_id: int, uploads_root: 
     job = jobs.get(conn, user_id, job_id)
     if job is None:
         return None
-    timezone = users.user_timezone(conn, user_id)
+    timezone = preferences.load(conn, user_id).timezone
     result = job.result or {}
     report = Report.from_json(result["report"]) if "report" in result else None
     import_id = result.get("import_id") or job.params.get("import_id")

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import users
+from mtm import preferences
 from mtm.identity import PLAY_MS
-from mtm.stats import local_midnight, months_before
+from mtm.periods import local_midnight, months_before
 
 DEFAULT_COUNT = 50
 MAX_COUNT = 200
@@ -234,7 +234,7 @@ def parse_choice(raw: Mapping[str, str], years: list[int]
 def initial_choice(conn: sqlite3.Connection, user_id: int, source: str | None = None,
                    year: int | None = None) -> Choice:
     """The form's starting point: the given or preferred source, the latest year with plays."""
-    source = known_source(source or users.playlist_source(conn, user_id))
+    source = known_source(source or preferences.load(conn, user_id).playlist_source)
     if SOURCES[source].needs_year and year is None:
         years = years_with_plays(conn, user_id)
         year = years[0] if years else None
@@ -285,7 +285,7 @@ def _day(ts: int, zone: ZoneInfo) -> str:
 
 
 def _zone(conn: sqlite3.Connection, user_id: int) -> tuple[str, ZoneInfo]:
-    timezone = users.user_timezone(conn, user_id)
+    timezone = preferences.load(conn, user_id).timezone
     return timezone, ZoneInfo(timezone)
 
 
@@ -359,7 +359,7 @@ def current_rotation(conn: sqlite3.Connection, user_id: int, *, limit: int = DEF
 def year_in_review(conn: sqlite3.Connection, user_id: int, year: int, *,
                    limit: int = DEFAULT_COUNT) -> list[Candidate]:
     """The most-played tracks of a calendar year in the user's time zone."""
-    timezone = users.user_timezone(conn, user_id)
+    timezone = preferences.load(conn, user_id).timezone
     if not 1 <= year < 9999:
         return []
     start = local_midnight(date(year, 1, 1), timezone)

@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from mtm import history, playlists
 from mtm.db import transaction
 
-# The playlist sources a user can pick as their default (the Playlists page offers them all).
-PLAYLIST_SOURCES: tuple[tuple[str, str], ...] = tuple(
-    (key, source.label) for key, source in playlists.SOURCES.items())
 WEEK_STARTS: tuple[tuple[int, str], ...] = ((0, "Monday"), (6, "Sunday"))
 CHART_METRICS: tuple[tuple[str, str], ...] = (("plays", "Plays"), ("minutes", "Minutes listened"))
 # Names zoneinfo finds on some systems that are not places a person lives in.
@@ -29,6 +26,12 @@ class Preferences:
     week_start: int = 0
     chart_metric: str = "plays"
     playlist_source: str = "current_rotation"
+
+
+def playlist_sources() -> tuple[tuple[str, str], ...]:
+    """The playlist sources a user can pick as their default (Playlists offers them all)."""
+    # Read when asked: playlists reads preferences too, so neither may need the other loaded.
+    return tuple((key, source.label) for key, source in playlists.SOURCES.items())
 
 
 @functools.cache
@@ -71,7 +74,7 @@ def parse_form(form: Mapping[str, str]) -> tuple[Preferences | None, dict[str, s
     if metric not in dict(CHART_METRICS):
         errors["chart_metric"] = "Choose plays or minutes listened."
     source = form.get("playlist_source") or ""
-    if source not in dict(PLAYLIST_SOURCES):
+    if source not in dict(playlist_sources()):
         errors["playlist_source"] = "Choose one of the playlist sources listed."
     if errors:
         return None, errors

@@ -123,30 +123,3 @@ def forget_tokens(conn: sqlite3.Connection, user_id: int) -> None:
     """Delete a user's tokens (disconnect)."""
     with transaction(conn):
         conn.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
-
-
-def user_timezone(conn: sqlite3.Connection, user_id: int) -> str:
-    """The user's IANA time zone (UTC until they choose one)."""
-    row = conn.execute("SELECT timezone FROM preferences WHERE user_id = ?", (user_id,)).fetchone()
-    return row[0] if row else "UTC"
-
-
-def week_start(conn: sqlite3.Connection, user_id: int) -> int:
-    """The weekday weeks start on (0 Monday, 6 Sunday)."""
-    row = conn.execute("SELECT week_start FROM preferences WHERE user_id = ?",
-                       (user_id,)).fetchone()
-    return row[0] if row else 0
-
-
-def chart_metric(conn: sqlite3.Connection, user_id: int) -> str:
-    """Whether charts rank by plays or by minutes unless the page says otherwise."""
-    row = conn.execute("SELECT chart_metric FROM preferences WHERE user_id = ?",
-                       (user_id,)).fetchone()
-    return row[0] if row else "plays"
-
-
-def playlist_source(conn: sqlite3.Connection, user_id: int) -> str:
-    """The playlist source the Playlists form starts on (callers check it is still known)."""
-    row = conn.execute("SELECT playlist_source FROM preferences WHERE user_id = ?",
-                       (user_id,)).fetchone()
-    return row[0] if row else "current_rotation"

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 from playwright.sync_api import Page, expect
 
-from mtm import stats
+from mtm import listening
 
 from .helpers import ConsoleErrors, assert_no_horizontal_scroll, demo_plays
 
@@ -165,7 +165,9 @@ def _month_top_artists(data_dir: Path, month: date) -> list[str]:
         # The demo account counts days in UTC.
         start = int(datetime.combine(month, time(0), UTC).timestamp())
         end = int(datetime.combine(next_month, time(0), UTC).timestamp())
-        return [a.name for a in stats.top_artists(conn, user_id, start, end)]
+        month_tracks = listening.per_track(conn, user_id, start, end)
+        return [a.name for a in listening.top(conn, "artist", listening.artist_totals(month_tracks),
+                                              limit=5)]
     finally:
         conn.close()
 

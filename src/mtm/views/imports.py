@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette_wtf import csrf_protect
 
-from mtm import demo, imports, uploads, users
+from mtm import demo, imports, preferences, uploads
 from mtm.rendering import refuse_form, render, take_refused_form
 from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
@@ -66,7 +66,7 @@ async def _page(request: Request, *, confirming: bool, problem: str | None = Non
         # A plain form refused just before: its reason, once, with its status.
         problem, status_code = refused.problem, refused.status
     user = await current_user(request)
-    timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
+    timezone = (await request.app.state.services.db.run(preferences.load, user.id)).timezone
     return render(request, "import", "import_detail",
                   {"record": record, "timezone": timezone, "confirming": confirming,
                    "problem": problem}, status_code=status_code)

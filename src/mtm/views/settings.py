@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette_wtf import csrf_protect
 
-from mtm import backups, connection, exports, imports, jobs, preferences, stats, sync, users
+from mtm import backups, connection, exports, imports, jobs, periods, preferences, sync, users
 from mtm.rendering import (
     flash,
     is_partial,
@@ -29,7 +29,7 @@ from mtm.views.imports import UPLOAD_FORM
 CLEAR_WORD = "DELETE"
 HISTORY_CHOICES = ("keep", "delete")
 CHOICES = {
-    "playlist_sources": preferences.PLAYLIST_SOURCES,
+    "playlist_sources": preferences.playlist_sources(),
     "week_starts": preferences.WEEK_STARTS,
     "chart_metrics": preferences.CHART_METRICS,
 }
@@ -128,7 +128,7 @@ async def sync_now(request: Request) -> Response:
     finished = await services.db.run(jobs.get, user.id, job.id)
     run_id = (finished.result or {}).get("run_id")
     run = await services.db.run(sync.get_run, run_id) if run_id else None
-    timezone = await services.db.run(users.user_timezone, user.id)
+    timezone = (await services.db.run(preferences.load, user.id)).timezone
     if run is None:
         flash(request, f"The sync did not run: {finished.error}", "error")
     else:
@@ -175,8 +175,8 @@ async def export(request: Request) -> Response:
                               "Choose SQLite, JSON or CSV.")
     user = await current_user(request)
     services = request.app.state.services
-    timezone = await services.db.run(users.user_timezone, user.id)
-    name = exports.file_name(fmt, stats.local_today(timezone))
+    timezone = (await services.db.run(preferences.load, user.id)).timezone
+    name = exports.file_name(fmt, periods.local_today(timezone))
     media_type = exports.FORMATS[fmt][0]
     headers = {"Content-Disposition": f'attachment; filename="{name}"',
                "Cache-Control": "no-store"}
@@ -226,7 +226,7 @@ async def download_backup(request: Request) -> Response:
     path = backups.path_of(request.app.state.services.settings.backups_dir, backup)
     if not path.is_file():
         return error_response(request, 404, "That backup's file is no longer on the server.")
-    timezone = await request.app.state.services.db.run(users.user_timezone, user.id)
+    timezone = (await request.app.state.services.db.run(preferences.load, user.id)).timezone
     stamp = datetime.fromtimestamp(backup.created_at, ZoneInfo(timezone))
     return FileResponse(path, media_type=exports.FORMATS["sqlite"][0],
                         filename=f"music-time-machine-backup-{stamp:%Y-%m-%d-%H%M}.sqlite3",
@@ -304,7 +304,7 @@ async def restore(request: Request) -> Response:
                               problem=exc.message)
     if result is None:
         return _not_found(request)
-    timezone = await services.db.run(users.user_timezone, user.id)
+    timezone = (await services.db.run(preferences.load, user.id)).timezone
     flash(request, (f"Restored the backup of {result.backup.created_label(timezone)}: "
                     f"{_n(result.plays, 'play')}. What you had just before was backed up first "
                     f"({result.safety.created_label(timezone)}); restore that one to undo this."),
@@ -331,7 +331,7 @@ async def delete_backup(request: Request) -> Response:
     services = request.app.state.services
     await services.db.run(backups.delete_backup, services.settings.backups_dir, user.id,
                           backup.id)
-    timezone = await services.db.run(users.user_timezone, user.id)
+    timezone = (await services.db.run(preferences.load, user.id)).timezone
     flash(request, f"Deleted the backup of {backup.created_label(timezone)}.", "success")
     return await _done(request, user, "settings_backups")
 
@@ -370,7 +370,7 @@ async def clear(request: Request) -> Response:
     except backups.BackupError as exc:
         return await _confirm(request, user, "settings_clear", "Clear all data", exc.status,
                               {"typed": typed, "understood": understood}, problem=exc.message)
-    timezone = await services.db.run(users.user_timezone, user.id)
+    timezone = (await services.db.run(preferences.load, user.id)).timezone
     # The same things, counted the same way, as the confirmation step listed.
     flash(request, (f"Deleted all your listening data: {_n(counts.plays, 'play')}, "
                     f"{_n(counts.snapshots, 'top-list snapshot')}, "

@@ -1,11 +1,11 @@
-"""Dashboard statistics on a small fixed history."""
+"""The read side on a small fixed history."""
 
 from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
-from mtm import dashboard, history, stats
+from mtm import dashboard, history, listening, periods
 from tests.conftest import make_play
 
 NOON = int(datetime(2026, 11, 10, 12, tzinfo=UTC).timestamp())
@@ -17,12 +17,12 @@ def test_streaks() -> None:
     run = [d - timedelta(days=i) for i in range(4)][::-1]  # 17..20
     older = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3), date(2026, 10, 4),
              date(2026, 10, 5)]
-    assert stats.streaks(older + run, today=d) == (4, 5)
+    assert listening.streaks(older + run, today=d) == (4, 5)
     # Not listened yet today: yesterday's run still counts.
-    assert stats.streaks(older + run, today=d + timedelta(days=1)) == (4, 5)
+    assert listening.streaks(older + run, today=d + timedelta(days=1)) == (4, 5)
     # A missed day ends it.
-    assert stats.streaks(older + run, today=d + timedelta(days=2)) == (0, 5)
-    assert stats.streaks([], today=d) == (0, 0)
+    assert listening.streaks(older + run, today=d + timedelta(days=2)) == (0, 5)
+    assert listening.streaks([], today=d) == (0, 0)
 
 
 def test_headline_and_daily_totals(conn: sqlite3.Connection, user_id: int) -> None:
@@ -30,11 +30,12 @@ def test_headline_and_daily_totals(conn: sqlite3.Connection, user_id: int) -> No
     plays += [make_play(NOON + DAY, 5, ms=60_000)]                           # 11 Nov
     plays += [make_play(NOON + 3 * DAY, 25, ms=30_000)]                      # 13 Nov
     history.add_plays(conn, user_id, plays)
-    head = stats.headline(conn, user_id, today=date(2026, 11, 13))
+    head = listening.headline(conn, user_id, today=date(2026, 11, 13))
     assert (head.plays, head.artists, head.tracks) == (8, 2, 5)
     assert head.hours == round((6 * 120_000 + 60_000 + 30_000) / 3_600_000, 1)
     assert (head.current_streak, head.longest_streak) == (1, 2)
-    series = stats.daily_totals(conn, user_id, date(2026, 11, 13), 5)
+    first, last = date(2026, 11, 9), date(2026, 11, 13)
+    series = listening.daily_series(listening.day_totals(conn, user_id, first, last), first, last)
     assert [(d.day.day, d.plays, d.minutes) for d in series] == [
         (9, 0, 0), (10, 6, 12), (11, 1, 1), (12, 0, 0), (13, 1, 0)]
 
@@ -45,9 +46,10 @@ def test_top_lists_in_a_window(conn: sqlite3.Connection, user_id: int) -> None:
     plays += [make_play(NOON - 40 * DAY + i, 30) for i in range(10)]  # outside the window
     history.add_plays(conn, user_id, plays)
     start, end = NOON - DAY, NOON + DAY
-    artists = stats.top_artists(conn, user_id, start, end)
+    month = listening.per_track(conn, user_id, start, end)
+    artists = listening.top(conn, "artist", listening.artist_totals(month))
     assert [(a.name, a.plays) for a in artists] == [("Artist 0", 3), ("Artist 1", 2)]
-    tracks = stats.top_tracks(conn, user_id, start, end, limit=1)
+    tracks = listening.top(conn, "track", listening.track_totals(month), limit=1)
     assert [(t.name, t.detail, t.plays) for t in tracks] == [("Track 1", "Artist 0", 3)]
 
 
@@ -58,7 +60,7 @@ def test_recent_plays_pages_without_gaps_or_repeats(conn: sqlite3.Connection,
     cursor = None
     pages = 0
     while True:
-        page, cursor = stats.recent_plays(conn, user_id, "UTC", before=cursor, limit=20)
+        page, cursor = listening.recent_plays(conn, user_id, "UTC", before=cursor, limit=20)
         seen += [p.played_at for p in page]
         pages += 1
         if cursor is None:
@@ -70,7 +72,7 @@ def test_recent_plays_pages_without_gaps_or_repeats(conn: sqlite3.Connection,
 
 def test_recent_plays_show_local_time(conn: sqlite3.Connection, user_id: int) -> None:
     history.add_plays(conn, user_id, [make_play(NOON)])
-    page, _ = stats.recent_plays(conn, user_id, "Asia/Kolkata")
+    page, _ = listening.recent_plays(conn, user_id, "Asia/Kolkata")
     assert page[0].played_at.strftime("%H:%M") == "17:30"
 
 
@@ -88,13 +90,13 @@ def test_dashboard_month_follows_time_zone(conn: sqlite3.Connection, user_id: in
 
 def test_local_midnight_across_dst() -> None:
     # Europe/Berlin switched to summer time on 29 March 2026: that day has 23 hours.
-    start = stats.local_midnight(date(2026, 3, 29), "Europe/Berlin")
-    end = stats.local_midnight(date(2026, 3, 30), "Europe/Berlin")
+    start = periods.local_midnight(date(2026, 3, 29), "Europe/Berlin")
+    end = periods.local_midnight(date(2026, 3, 30), "Europe/Berlin")
     assert end - start == 23 * 3600
 
 
 def test_months_before_clamps_to_the_end_of_shorter_months() -> None:
-    assert stats.months_before(date(2026, 8, 31), 6) == date(2026, 2, 28)
-    assert stats.months_before(date(2024, 8, 31), 6) == date(2024, 2, 29)
-    assert stats.months_before(date(2026, 1, 15), 1) == date(2025, 12, 15)
-    assert stats.months_before(date(2026, 11, 22), 12) == date(2025, 11, 22)
+    assert periods.months_before(date(2026, 8, 31), 6) == date(2026, 2, 28)
+    assert periods.months_before(date(2024, 8, 31), 6) == date(2024, 2, 29)
+    assert periods.months_before(date(2026, 1, 15), 1) == date(2025, 12, 15)
+    assert periods.months_before(date(2026, 11, 22), 12) == date(2025, 11, 22)
