@@ -32,6 +32,29 @@ def test_demo_data_writes_the_requested_history(tmp_path: Path, monkeypatch, cap
         assert conn.execute("SELECT count(*) FROM plays").fetchone()[0] == 1000
 
 
+def test_demo_data_grows_the_catalogue_the_emulator_then_serves(tmp_path: Path, monkeypatch,
+                                                                capsys) -> None:
+    from mtm.app import demo_catalogue_artists
+    from mtm.config import load_settings
+    from mtm.spotify.catalogue import catalogue_artists
+    from mtm.spotify.emulator import Emulator
+
+    monkeypatch.setenv("MTM_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MTM_SECRET_KEY", "k")
+    assert main(["demo-data", "--plays", "3000", "--years", "1"]) == 0
+    artists = catalogue_artists(3000)
+    assert artists > 400 and f"catalogue of {artists:,} artists" in capsys.readouterr().out
+    assert demo_catalogue_artists(load_settings()) == artists
+    emulator = Emulator(state_path=tmp_path / "emulator.sqlite3")
+    try:
+        with sqlite3.connect(tmp_path / "mtm.sqlite3") as conn:
+            ids = {r[0] for r in conn.execute("SELECT spotify_id FROM tracks "
+                                               "WHERE spotify_id IS NOT NULL")}
+        assert emulator.artists == artists and ids <= emulator.catalogue.tracks_by_id.keys()
+    finally:
+        emulator.close()
+
+
 def test_demo_data_rejects_bad_numbers(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("MTM_DATA_DIR", str(tmp_path))
     assert main(["demo-data", "--plays", "-1"]) == 2

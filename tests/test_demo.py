@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mtm import dashboard, db, demo, history
+from mtm.spotify.catalogue import catalogue_artists
 from mtm.spotify.emulator import Emulator
 from tests.conftest import Clock
 
@@ -293,3 +294,56 @@ def test_history_joins_the_live_stream_without_overlap(conn: sqlite3.Connection,
     for (before, _, _), (after, _, ms) in zip(merged, merged[1:], strict=False):
         # No play begins before the one before it ended (whole seconds: one second of slack).
         assert after - ms // 1000 >= before - 1, (before, after, ms)
+
+
+# --- a history with a catalogue grown for it --------------------------------------------
+
+GROWN_PLAYS = 30_000
+
+
+@pytest.fixture(scope="module")
+def grown_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[sqlite3.Connection, int, int]:
+    """A 30k-play, four-year history from a catalogue sized for it, and that size."""
+    conn = _open(tmp_path_factory.mktemp("grown") / "t.sqlite3")
+    user_id = demo.ensure_demo_user(conn)
+    artists = catalogue_artists(GROWN_PLAYS)
+    demo.generate_history(conn, user_id, plays=GROWN_PLAYS, years=4, end=END, artists=artists)
+    return conn, user_id, artists
+
+
+def test_a_grown_catalogue_gives_a_realistic_spread(grown_db) -> None:
+    conn, user_id, artists = grown_db
+    rows = conn.execute(
+        """SELECT ta.artist_id, min(p.played_at), count(*) FROM plays p
+           JOIN track_artists ta ON ta.track_id = p.track_id AND ta.position = 0
+           WHERE p.user_id = ? GROUP BY ta.artist_id ORDER BY 3 DESC""", (user_id,)).fetchall()
+    tracks = conn.execute("SELECT count(DISTINCT track_id) FROM plays WHERE user_id = ?",
+                          (user_id,)).fetchone()[0]
+    # A real history of 500,000 plays holds about 9,000 artists; this one proportionally fewer.
+    expected = 9_000 * (GROWN_PLAYS / 500_000) ** 0.576
+    assert artists > 400 and 0.7 * expected < len(rows) < 1.3 * expected
+    assert 3 * len(rows) < tracks < 8 * len(rows)
+    # Favourites and a long tail: the top ten artists hold a good share, many are heard once.
+    assert sum(r[2] for r in rows[:10]) > 0.2 * GROWN_PLAYS
+    assert sum(1 for r in rows if r[2] == 1) > 0.1 * len(rows)
+    # New artists keep turning up: some heard first only in the last year.
+    assert sum(1 for r in rows if r[1] > END - YEAR) > 0.08 * len(rows)
+
+
+def test_the_emulator_of_a_grown_catalogue_knows_the_whole_history(grown_db) -> None:
+    conn, user_id, artists = grown_db
+    ids = {row[0] for row in conn.execute(
+        "SELECT DISTINCT t.spotify_id FROM plays p JOIN tracks t ON t.id = p.track_id "
+        "WHERE p.user_id = ? AND t.spotify_id IS NOT NULL", (user_id,))}
+    emulator = Emulator(clock=Clock(END), artists=artists)
+    try:
+        assert ids <= emulator.catalogue.tracks_by_id.keys()
+        assert not ids <= Emulator(clock=Clock(END)).catalogue.tracks_by_id.keys()
+        known_artists = emulator.catalogue.artists_by_id.keys()
+        assert {row[0] for row in conn.execute("SELECT spotify_id FROM artists WHERE "
+                                               "spotify_id IS NOT NULL")} <= known_artists
+        assert {row[0] for row in conn.execute("SELECT spotify_id FROM albums WHERE "
+                                               "spotify_id IS NOT NULL")} \
+            <= emulator.catalogue.albums_by_id.keys()
+    finally:
+        emulator.close()

@@ -660,3 +660,25 @@ async def test_a_spent_quota_is_not_a_burst_limit(emulator, clock, http):
     both = await http.get("/v1/me", headers=bearer(tokens))
     assert both.headers["retry-after"] == "86400"
     assert both.json()["error"]["reason"] == "QUOTA_EXCEEDED"
+
+
+def test_a_grown_catalogue_answers_for_its_tail():
+    async def main():
+        emulator = Emulator(clock=Clock(START), artists=1_200)
+        assert emulator.artists == 1_200 and len(emulator.catalogue.artists) == 1_200
+        async with httpx.AsyncClient(transport=emulator.transport(),
+                                     base_url=IN_PROCESS_BASE) as http:
+            tokens = await access_token(emulator, http)
+            track = emulator.catalogue.tracks[-1]
+            artist = emulator.catalogue.artists[track.artists[0]]
+            album = emulator.catalogue.albums[track.album]
+            assert artist.index >= 400
+            found = await http.get(f"/v1/tracks/{track.spotify_id}", headers=bearer(tokens))
+            assert found.status_code == 200 and found.json()["name"] == track.name
+            assert found.json()["album"]["id"] == album.spotify_id
+            found = await http.get(f"/v1/artists/{artist.spotify_id}", headers=bearer(tokens))
+            assert found.status_code == 200 and found.json()["name"] == artist.name
+            page = await http.get(f"/open/album/{album.spotify_id}")
+            assert page.status_code == 200 and track.name in page.text
+        emulator.close()
+    asyncio.run(main())

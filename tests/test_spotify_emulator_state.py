@@ -316,3 +316,19 @@ async def test_tokens_nobody_can_use_are_pruned(emulators: Factory, state_path: 
     assert tokens["refresh_token"] not in stored and rotated["refresh_token"] in stored
     assert tokens["access_token"] not in access
 
+
+
+def test_the_catalogue_size_recorded_in_the_file_is_the_emulators(state_path: Path) -> None:
+    first = Emulator(state_path=state_path)
+    assert first.artists == 400 and first.state.catalogue_artists() is None
+    first.state.record_catalogue_artists(900)
+    first.close()
+    again = Emulator(state_path=state_path)
+    # Given explicitly, the size wins over the file's.
+    explicit = Emulator(state_path=state_path, artists=500)
+    try:
+        assert again.artists == 900 and len(again.catalogue.artists) == 900
+        assert explicit.artists == 500
+    finally:
+        again.close()
+        explicit.close()

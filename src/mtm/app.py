@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -22,8 +23,10 @@ from mtm.rendering import make_templates
 from mtm.routes import build_routes
 from mtm.scheduler import Scheduler
 from mtm.security import SecurityHeadersMiddleware
+from mtm.spotify.catalogue import BASE_ARTISTS
 from mtm.spotify.client import SpotifyClient
 from mtm.spotify.emulator import Emulator
+from mtm.spotify.emulator.state import State
 from mtm.views.errors import exception_handlers
 
 log = logging.getLogger("mtm")
@@ -52,6 +55,24 @@ def job_handlers() -> dict[str, jobs.Handler]:
             **imports.handlers()}
 
 
+def emulator_state_path(settings: Settings) -> Path:
+    """The demo emulator's state file: tokens, playlists and its catalogue's size."""
+    return settings.data_dir / "emulator.sqlite3"
+
+
+def demo_catalogue_artists(settings: Settings) -> int:
+    """The size of the demo emulator's catalogue: what `mtm demo-data` recorded, else the
+    small one."""
+    path = emulator_state_path(settings)
+    if not path.exists():
+        return BASE_ARTISTS
+    state = State(path, demo.EMULATOR_SEED)
+    try:
+        return state.catalogue_artists() or BASE_ARTISTS
+    finally:
+        state.close()
+
+
 def prepare_database(settings: Settings) -> None:
     """Apply migrations, and in demo mode make sure the demo account has a history."""
     conn = database.connect(settings.database_path)
@@ -68,7 +89,8 @@ def prepare_database(settings: Settings) -> None:
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)
             if settings.demo_plays and demo.ensure_demo_history(
-                    conn, user_id, plays=settings.demo_plays, years=3.0):
+                    conn, user_id, plays=settings.demo_plays, years=3.0,
+                    artists=demo_catalogue_artists(settings)):
                 log.info("generated a demo history of %d plays", settings.demo_plays)
     finally:
         conn.close()
@@ -85,7 +107,7 @@ def connect_spotify(settings: Settings, emulator: Emulator | None = None
     # Its tokens and playlists live next to the app's database, so they survive restarts
     # and `mtm sync` in another process can use them.
     emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID,
-                                    state_path=settings.data_dir / "emulator.sqlite3")
+                                    state_path=emulator_state_path(settings))
     client = SpotifyClient(client_id=EMULATOR_CLIENT_ID, client_secret=None,
                            accounts_url=Emulator.accounts_url, api_url=Emulator.api_url,
                            transport=emulator.transport())

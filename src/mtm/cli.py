@@ -27,23 +27,33 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo_data(args: argparse.Namespace) -> int:
     from mtm import db, demo
+    from mtm.app import emulator_state_path
+    from mtm.spotify.catalogue import catalogue_artists
+    from mtm.spotify.emulator.state import State
 
     if args.plays < 0 or args.years <= 0:
         print("error: --plays must be at least 0 and --years more than 0", file=sys.stderr)
         return 2
     settings = load_settings()
+    artists = catalogue_artists(args.plays)
     conn = db.connect(settings.database_path)
     try:
         db.migrate(conn)
         user_id = demo.ensure_demo_user(conn)
         started = time.perf_counter()
         count = demo.generate_history(conn, user_id, plays=args.plays, years=args.years,
-                                      seed=args.seed)
+                                      seed=args.seed, artists=artists)
         elapsed = time.perf_counter() - started
     finally:
         conn.close()
-    print(f"Wrote {count:,} plays over {args.years:g} years for the demo account "
-          f"in {elapsed:.1f} s ({settings.database_path}).")
+    # The emulator of `mtm serve` reads it there, so it knows every track of the history.
+    state = State(emulator_state_path(settings), demo.EMULATOR_SEED)
+    try:
+        state.record_catalogue_artists(artists)
+    finally:
+        state.close()
+    print(f"Wrote {count:,} plays over {args.years:g} years from a catalogue of {artists:,} "
+          f"artists for the demo account in {elapsed:.1f} s ({settings.database_path}).")
     return 0
 
 

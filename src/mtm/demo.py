@@ -13,7 +13,7 @@ from itertools import islice
 from mtm import history
 from mtm.db import transaction
 from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
-from mtm.spotify.catalogue import Catalogue
+from mtm.spotify.catalogue import BASE_ARTISTS, Catalogue
 from mtm.spotify.listener import STORED_KINDS, Columns, listener
 
 DEMO_SPOTIFY_ID = "demo"
@@ -43,22 +43,30 @@ def ensure_demo_user(conn: sqlite3.Connection, *, clock: Clock = time.time) -> i
 
 
 def ensure_demo_history(conn: sqlite3.Connection, user_id: int, *, plays: int = 60_000,
-                        years: float = 3.0, clock: Clock = time.time) -> bool:
-    """Generate the default demo history when the user has no plays; True when it did."""
+                        years: float = 3.0, artists: int = BASE_ARTISTS,
+                        clock: Clock = time.time) -> bool:
+    """Generate the default demo history when the user has no plays; True when it did.
+
+    It keeps the emulator's catalogue (`artists`, the small one unless `mtm demo-data`
+    recorded another), so the demo starts quickly.
+    """
     if conn.execute("SELECT 1 FROM plays WHERE user_id = ? LIMIT 1", (user_id,)).fetchone():
         return False
-    generate_history(conn, user_id, plays=plays, years=years, clock=clock)
+    generate_history(conn, user_id, plays=plays, years=years, artists=artists, clock=clock)
     return True
 
 
 def generate_history(conn: sqlite3.Connection, user_id: int, *, plays: int, years: float,
                      seed: int = 1, end: int | None = None,
-                     catalogue_seed: int = EMULATOR_SEED, clock: Clock = time.time) -> int:
+                     catalogue_seed: int = EMULATOR_SEED, artists: int = BASE_ARTISTS,
+                     clock: Clock = time.time) -> int:
     """Replace the user's history with `plays` generated plays over the `years` before `end`.
 
     `end` is now (by `clock`) unless given. The last hours are the emulator's own live stream
-    (the listener of `catalogue_seed`), so the first sync adds only what is new and no play
-    begins before the one before it ended; `seed` draws the sessions before them.
+    (the listener of `catalogue_seed` with `artists` artists: catalogue_artists(plays) makes
+    it sound like a real history of that size), so the first sync adds only what is new and
+    no play begins before the one before it ended; `seed` draws the sessions before them.
+    An emulator with the same catalogue size knows every track.
     """
     if plays < 0:
         raise ValueError("plays must not be negative")
@@ -69,7 +77,7 @@ def generate_history(conn: sqlite3.Connection, user_id: int, *, plays: int, year
     start = end - int(years * YEAR)
     if plays > end - start + 1:
         raise ValueError("more plays than seconds in the period")
-    demo = listener(catalogue_seed)
+    demo = listener(catalogue_seed, artists)
     generated = demo.history(plays, start, end, seed) if plays else None
     with transaction(conn):
         # One transaction: readers see the old history or the new one, never a mix.
@@ -88,7 +96,8 @@ def _play_ins(catalogue: Catalogue, plays: Columns) -> Iterator[PlayIn]:
 
     A local file is kept by names only, exactly as a sync keeps the same play.
     """
-    tracks, local = _track_ins(catalogue)
+    tracks = _track_ins(catalogue)
+    local: dict[int, TrackIn] = {}
     uris: dict[tuple[str, str], str] = {}
     for i, kind in enumerate(plays.kind):
         if kind not in STORED_KINDS:
@@ -97,17 +106,19 @@ def _play_ins(catalogue: Catalogue, plays: Columns) -> Iterator[PlayIn]:
         uri = None if context is None else uris.get(context)
         if context is not None and uri is None:
             uri = uris[context] = f"spotify:{context[0]}:{context[1]}"
-        track = (tracks if kind == "track" else local)[plays.track[i]]
+        index = plays.track[i]
+        track = tracks[index] if kind == "track" else local.get(index)
+        if track is None:
+            track = local[index] = _local_in(catalogue, index)
         yield PlayIn(plays.ended_ms[i] // 1000, track, plays.ms_played[i], "demo", uri,
                      plays.skipped[i])
 
 
-_track_in_cache: dict[int, tuple[Catalogue, tuple[TrackIn, ...], tuple[TrackIn, ...]]] = {}
+_track_in_cache: dict[int, tuple[Catalogue, tuple[TrackIn, ...]]] = {}
 
 
-def _track_ins(catalogue: Catalogue) -> tuple[tuple[TrackIn, ...], tuple[TrackIn, ...]]:
-    """Each track as the catalogue has it, and as a local file (names only, as a sync keeps
-    it), by index."""
+def _track_ins(catalogue: Catalogue) -> tuple[TrackIn, ...]:
+    """Each track as the catalogue has it, by index."""
     # add_plays upserts each distinct TrackIn once per call: sharing objects keeps that cheap.
     key = id(catalogue)
     cached = _track_in_cache.get(key)
@@ -119,12 +130,16 @@ def _track_ins(catalogue: Catalogue) -> tuple[tuple[TrackIn, ...], tuple[TrackIn
             TrackIn(t.spotify_id, t.name, tuple(artists[i] for i in t.artists), albums[t.album],
                     t.duration_ms, t.explicit)
             for t in catalogue.tracks)
-        local = tuple(
-            TrackIn(None, t.name, (ArtistIn(None, catalogue.artists[t.artists[0]].name),),
-                    AlbumIn(None, catalogue.albums[t.album].name), t.duration_ms, t.explicit)
-            for t in catalogue.tracks)
-        cached = _track_in_cache[key] = (catalogue, tracks, local)
-    return cached[1], cached[2]
+        cached = _track_in_cache[key] = (catalogue, tracks)
+    return cached[1]
+
+
+def _local_in(catalogue: Catalogue, index: int) -> TrackIn:
+    """A track as a local file: names only, as a sync keeps it."""
+    # Only a few artists' tracks are ever local files: made when first played, not for all.
+    t = catalogue.tracks[index]
+    return TrackIn(None, t.name, (ArtistIn(None, catalogue.artists[t.artists[0]].name),),
+                   AlbumIn(None, catalogue.albums[t.album].name), t.duration_ms, t.explicit)
 
 
 # --- a sample privacy export, for trying the import in demo mode --------------------------
@@ -147,7 +162,7 @@ def sample_export(conn: sqlite3.Connection, user_id: int, *, plays: int = SAMPLE
     demo = listener(EMULATOR_SEED)
     generated = demo.sessions(plays, start, end, seed)
     catalogue = demo.catalogue
-    tracks, _ = _track_ins(catalogue)
+    tracks = _track_ins(catalogue)
     records = [_extended_record(PlayIn(generated.ended_ms[i] // 1000, tracks[generated.track[i]],
                                        generated.ms_played[i], "demo",
                                        _uri(generated.context[i]), generated.skipped[i]))

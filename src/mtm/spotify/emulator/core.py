@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from mtm.spotify.catalogue import Catalogue
+from mtm.spotify.catalogue import BASE_ARTISTS, Catalogue
 from mtm.spotify.emulator.accounts import Accounts
 from mtm.spotify.emulator.faults import EmulatorTransport, Fault, FaultMiddleware, Faults
 from mtm.spotify.emulator.listening import Listening
@@ -32,24 +32,28 @@ class Emulator:
     """Spotify's accounts service and Web API, emulated in process with a generated catalogue.
 
     The demo account plays the stream of mtm.spotify.listener; tokens and playlists live in
-    `state_path` (shared by emulators on one file) or in memory.
+    `state_path` (shared by emulators on one file) or in memory. The catalogue has `artists`
+    artists, else as many as `mtm demo-data` recorded in the state file, else BASE_ARTISTS:
+    the demo history and the emulator then share one catalogue and one listener.
     """
 
     accounts_url = f"{IN_PROCESS_BASE}/accounts"
     api_url = f"{IN_PROCESS_BASE}/v1"
 
     def __init__(self, *, seed: int = 2026, clock: Callable[[], float] = time.time,
-                 client_id: str = "mtm-demo", state_path: str | Path | None = None) -> None:
+                 client_id: str = "mtm-demo", state_path: str | Path | None = None,
+                 artists: int | None = None) -> None:
         self.seed = seed
         self.clock = clock
         self.client_id = client_id
         self.state_path = Path(state_path) if state_path is not None else None
-        demo = listener(seed)
+        self.state = State(self.state_path, seed)
+        self.artists = artists or self.state.catalogue_artists() or BASE_ARTISTS
+        demo = listener(seed, self.artists)
         self.catalogue: Catalogue = demo.catalogue
         self.listening = Listening(demo)
         self.objects = Objects(self.catalogue, seed)
         self.faults = Faults()
-        self.state = State(self.state_path, seed)
         self.accounts = Accounts(self)
         self.api = WebApi(self)
         self.playlist_api = PlaylistApi(self)

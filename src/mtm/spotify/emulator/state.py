@@ -106,6 +106,20 @@ class State:
         with self._lock, database.transaction(self._db) as db:
             yield db
 
+    # The catalogue
+
+    def catalogue_artists(self) -> int | None:
+        """The catalogue size `mtm demo-data` recorded, None when it never did."""
+        with self.read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'artists'").fetchone()
+        return None if row is None else int(row[0])
+
+    def record_catalogue_artists(self, artists: int) -> None:
+        """Remember the catalogue size the demo history was generated from."""
+        with self.write() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('artists', ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(artists),))
+
     # Tokens
 
     def issue(self, consent: Consent, now: float) -> tuple[str, str]:

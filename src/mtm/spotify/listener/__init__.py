@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mtm.spotify.catalogue import Catalogue, build_catalogue
+from mtm.spotify.catalogue import BASE_ARTISTS, Catalogue, build_catalogue
 from mtm.spotify.listener.history import joined_history, sessions
 from mtm.spotify.listener.plays import (
     LISTED_MS,
@@ -43,8 +43,9 @@ class Listener:
 
 
 @lru_cache(maxsize=4)
-def listener(seed: int = 2026) -> Listener:
-    """The listener of the emulator with this seed (shared: it only ever caches)."""
-    catalogue = build_catalogue(seed)
+def listener(seed: int = 2026, artists: int = BASE_ARTISTS) -> Listener:
+    """The listener of the emulator with this seed and catalogue size (shared: it only ever
+    caches)."""
+    catalogue = build_catalogue(seed, artists)
     taste = Taste(catalogue, seed)
     return Listener(seed, catalogue, taste, Stream(taste, seed))

@@ -40,6 +40,9 @@ LOCAL_ARTISTS = 3
 TOP_SAMPLES = {"short_term": (4, WEEK), "medium_term": (6, 30 * DAY),
                "long_term": (12, 30 * DAY)}
 _CACHE_SIZE = 256
+# A week's preferences hold every known artist: a big catalogue keeps fewer weeks at a time
+# (a history visits them in order, so a few are plenty), capping the memory they take.
+_CACHED_ARTIST_WEEKS = 102_400
 V = TypeVar("V")
 
 
@@ -77,6 +80,7 @@ class Taste:
         self.playlists = tuple(spotify_id("context-playlist", i, seed)
                                for i in range(CONTEXT_PLAYLISTS))
         self._lock = threading.Lock()
+        self._cache_size = max(16, min(_CACHE_SIZE, _CACHED_ARTIST_WEEKS // count))
         self._drifts: OrderedDict[int, tuple[float, ...]] = OrderedDict()
         self._weeks: OrderedDict[int, tuple[tuple[int, ...], tuple[float, ...]]] = OrderedDict()
         self._rotations: OrderedDict[int, tuple[int, ...]] = OrderedDict()
@@ -234,7 +238,7 @@ class Taste:
     def _store(self, cache: OrderedDict[int, V], key: int, value: V) -> V:
         with self._lock:
             cache[key] = value
-            if len(cache) > _CACHE_SIZE:
+            if len(cache) > self._cache_size:
                 cache.popitem(last=False)
         return value
 
