@@ -77,6 +77,10 @@ class RecentPlay:
     source: str
     counted: bool = True
     record_key: int = 0
+    # Ids of the track, its main artist and its album (None when not known), for links.
+    track_id: int = 0
+    artist_id: int = 0
+    album_id: int | None = None
 
     @property
     def cursor(self) -> Cursor:
@@ -128,6 +132,7 @@ def recent_plays(conn: sqlite3.Connection, user_id: int, timezone: str,
     """A page of plays, newest first, and the cursor of the next page (None at the end)."""
     rows = conn.execute(
         """SELECT p.played_at, p.record_key, p.ms_played, p.skipped, p.source, p.counted,
+                  p.track_id, p.artist_id, tr.album_id,
                   tr.name AS track, a.name AS artist, al.name AS album
            FROM plays p JOIN tracks tr ON tr.id = p.track_id
            JOIN artists a ON a.id = p.artist_id LEFT JOIN albums al ON al.id = tr.album_id
@@ -137,7 +142,8 @@ def recent_plays(conn: sqlite3.Connection, user_id: int, timezone: str,
     zone = ZoneInfo(timezone)
     page = [RecentPlay(datetime.fromtimestamp(r["played_at"], zone), r["track"], r["artist"],
                        r["album"], round(r["ms_played"] / 60000, 1), bool(r["skipped"]),
-                       r["source"], bool(r["counted"]), r["record_key"]) for r in rows[:limit]]
+                       r["source"], bool(r["counted"]), r["record_key"], r["track_id"],
+                       r["artist_id"], r["album_id"]) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return page, (last["played_at"], last["record_key"]) if last else None
 
