@@ -318,7 +318,7 @@ def _ranking(html: str, section: str) -> list[str]:
     """The names in a ranked table, in order (the artists' chart table or the tracks table)."""
     body = html[html.index(f'id="{section}-title"'):]
     body = body[:body.index("</tbody>")]
-    return re.findall(r'<th scope="row">(?:<span class="name">)?([^<]+)<', body)
+    return re.findall(r'<th scope="row">(?:<span class="name">)?(?:<a [^>]*>)?([^<]+)<', body)
 
 
 async def test_metric_switch_reorders(client: httpx.AsyncClient, app) -> None:
@@ -335,6 +335,10 @@ async def test_metric_switch_reorders(client: httpx.AsyncClient, app) -> None:
     assert _ranking(pages["minutes"], "tracks") == ["Track 20", "Track 1"]
     assert _ranking(pages["plays"], "artists") == ["Artist 0", "Artist 2"]
     assert _ranking(pages["minutes"], "artists") == ["Artist 2", "Artist 0"]
+    # Every name leads to its page.
+    assert re.search(r'<a class="name-link" href="[^"]*/tracks/\d+">Track 20</a>', pages["plays"])
+    assert re.search(r'<a class="name-link" href="[^"]*/artists/\d+">Artist 2</a>', pages["plays"])
+    assert re.search(r'<a class="name-link" href="[^"]*/albums/\d+">Album 2</a>', pages["plays"])
     # The chart draws the same order as the table.
     chart = re.search(r'id="chart-artists">([^<]+)<', pages["minutes"]).group(1)
     assert json.loads(unescape(chart))["labels"] == ["Artist 2", "Artist 0"]

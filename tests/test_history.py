@@ -65,13 +65,14 @@ def test_local_days_follow_the_time_zone(conn: sqlite3.Connection, user_id: int)
 
 
 def test_rebuild_matches_incremental(conn: sqlite3.Connection, user_id: int) -> None:
-    plays = [make_play(1_700_000_000 + i * 3600, i % 7, ms=1000 * i) for i in range(50)]
+    # Spread over months, so the monthly rollups have more than one row per track.
+    plays = [make_play(1_700_000_000 + i * 7 * 86400, i % 7, ms=1000 * i) for i in range(50)]
     history.add_plays(conn, user_id, plays[:20])
     history.add_plays(conn, user_id, plays[10:])
 
     def snapshot() -> list:
-        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall()
-                for t in ("user_tracks", "user_artists", "listening_days")]
+        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1, 2, 3").fetchall()
+                for t in history.ROLLUP_TABLES]
 
     incremental = [[tuple(r) for r in rows] for rows in snapshot()]
     history.rebuild_rollups(conn, user_id)

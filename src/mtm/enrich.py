@@ -129,6 +129,14 @@ def merge_artist(conn: sqlite3.Connection, old: int, new: int) -> None:
             (new, user_id, old))
         conn.execute("DELETE FROM user_artists WHERE user_id = ? AND artist_id = ?",
                      (user_id, old))
+        conn.execute(
+            """INSERT INTO artist_months (user_id, artist_id, month, plays, ms_played)
+               SELECT user_id, ?, month, plays, ms_played FROM artist_months
+               WHERE user_id = ? AND artist_id = ? AND true
+               ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                   ms_played = ms_played + excluded.ms_played""", (new, user_id, old))
+        conn.execute("DELETE FROM artist_months WHERE user_id = ? AND artist_id = ?",
+                     (user_id, old))
         history.bump_version(conn, user_id)
     conn.execute("UPDATE tracks SET artist_id = ? WHERE artist_id = ?", (new, old))
     conn.execute("UPDATE OR IGNORE track_artists SET artist_id = ? WHERE artist_id = ?",

@@ -15,9 +15,10 @@ from mtm.identity import PLAY_MS
 SOURCES = ("api", "export", "account", "demo")
 # Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
 # 2: plays count streams of 30 s or more only, and listening_months joins the rollups.
-ROLLUPS_VERSION = 2
+# 3: artist_months and track_months (artist, album and track pages).
+ROLLUPS_VERSION = 3
 ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours",
-                 "listening_weekhours", "listening_months")
+                 "listening_weekhours", "listening_months", "artist_months", "track_months")
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,7 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
     for statement in (
             "DROP TABLE IF EXISTS temp.incoming_tracks",
             "DROP TABLE IF EXISTS temp.incoming_hours",
+            "DROP TABLE IF EXISTS temp.incoming_months",
             """CREATE TEMP TABLE incoming_tracks AS
                SELECT track_id, artist_id, sum(ms_played >= ?) AS plays, sum(ms_played) AS ms,
                       min(played_at) AS first, max(played_at) AS last
@@ -358,7 +360,11 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
             """CREATE TEMP TABLE incoming_hours AS
                SELECT day, hour, weekday, source, sum(ms_played >= ?) AS plays,
                       count(*) AS streams, sum(ms_played) AS ms
-               FROM incoming_plays GROUP BY day, hour, weekday, source"""):
+               FROM incoming_plays GROUP BY day, hour, weekday, source""",
+            """CREATE TEMP TABLE incoming_months AS
+               SELECT substr(day, 1, 7) AS month, track_id, artist_id,
+                      sum(ms_played >= ?) AS plays, sum(ms_played) AS ms
+               FROM incoming_plays GROUP BY substr(day, 1, 7), track_id, artist_id"""):
         conn.execute(statement, (PLAY_MS,) if "?" in statement else ())
     rollups = (
         """INSERT INTO user_tracks (user_id, track_id, plays, ms_played, first_played,
@@ -397,11 +403,21 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                streams = streams + excluded.streams,
                ms_played = ms_played + excluded.ms_played""",
+        """INSERT INTO track_months (user_id, track_id, month, plays, ms_played)
+           SELECT ?, track_id, month, sum(plays), sum(ms) FROM incoming_months
+           WHERE true GROUP BY track_id, month
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""",
+        """INSERT INTO artist_months (user_id, artist_id, month, plays, ms_played)
+           SELECT ?, artist_id, month, sum(plays), sum(ms) FROM incoming_months
+           WHERE true GROUP BY artist_id, month
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""",
     )
     for statement in rollups:
         conn.execute(statement, (user_id,))
-    conn.execute("DROP TABLE temp.incoming_tracks")
-    conn.execute("DROP TABLE temp.incoming_hours")
+    for temp in ("incoming_tracks", "incoming_hours", "incoming_months"):
+        conn.execute(f"DROP TABLE temp.{temp}")
     bump_version(conn, user_id)
     conn.execute("DELETE FROM incoming_plays")
     return added
@@ -434,17 +450,24 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
         local = LocalTime(preferences.load(conn, user_id).timezone)
         hours: dict[tuple[str, int, int], list[int]] = {}
         months: dict[tuple[str, str], list[int]] = {}
-        for played_at, ms, counted, source in conn.execute(
-                "SELECT played_at, ms_played, counted, source FROM plays WHERE user_id = ?",
-                (user_id,)):
+        track_months: dict[tuple[int, str], list[int]] = {}
+        artist_months: dict[tuple[int, str], list[int]] = {}
+        for played_at, ms, counted, source, track_id, artist_id in conn.execute(
+                "SELECT played_at, ms_played, counted, source, track_id, artist_id FROM plays "
+                "WHERE user_id = ?", (user_id,)):
             key = local(played_at)
             entry = hours.setdefault(key, [0, 0])
             entry[0] += counted
             entry[1] += ms
-            month = months.setdefault((key[0][:7], source), [0, 0, 0])
+            month_name = key[0][:7]
+            month = months.setdefault((month_name, source), [0, 0, 0])
             month[0] += counted
             month[1] += 1
             month[2] += ms
+            for totals, subject in ((track_months, track_id), (artist_months, artist_id)):
+                entry = totals.setdefault((subject, month_name), [0, 0])
+                entry[0] += counted
+                entry[1] += ms
         conn.executemany(
             "INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -453,6 +476,12 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
             "INSERT INTO listening_months (user_id, month, source, plays, streams, ms_played) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [(user_id, *key, *values) for key, values in months.items()])
+        for table, column, totals in (("track_months", "track_id", track_months),
+                                      ("artist_months", "artist_id", artist_months)):
+            conn.executemany(
+                f"INSERT INTO {table} (user_id, {column}, month, plays, ms_played) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(user_id, *key, *values) for key, values in totals.items()])
         conn.execute(
             """INSERT INTO listening_days (user_id, day, plays, ms_played)
                SELECT user_id, day, sum(plays), sum(ms_played) FROM listening_hours

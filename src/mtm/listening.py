@@ -127,18 +127,29 @@ def streaks(days: list[date], today: date) -> tuple[int, int]:
 
 
 def recent_plays(conn: sqlite3.Connection, user_id: int, timezone: str,
-                 before: Cursor | None = None, limit: int = 20
+                 before: Cursor | None = None, limit: int = 20,
+                 scope: tuple[str, list[int]] | None = None
                  ) -> tuple[list[RecentPlay], Cursor | None]:
-    """A page of plays, newest first, and the cursor of the next page (None at the end)."""
+    """A page of plays, newest first, and the cursor of the next page (None at the end).
+
+    `scope` keeps only the plays of one artist ("artist", [id]) or of some tracks ("track" or
+    "album", [track ids]).
+    """
+    where, params = "", []
+    if scope is not None:
+        kind, ids = scope
+        column = "p.artist_id" if kind == "artist" else "p.track_id"
+        where = f" AND {column} IN ({','.join('?' * len(ids))})"
+        params = list(ids)
     rows = conn.execute(
-        """SELECT p.played_at, p.record_key, p.ms_played, p.skipped, p.source, p.counted,
-                  p.track_id, p.artist_id, tr.album_id,
-                  tr.name AS track, a.name AS artist, al.name AS album
-           FROM plays p JOIN tracks tr ON tr.id = p.track_id
-           JOIN artists a ON a.id = p.artist_id LEFT JOIN albums al ON al.id = tr.album_id
-           WHERE p.user_id = ? AND (p.played_at, p.record_key) < (?, ?)
-           ORDER BY p.played_at DESC, p.record_key DESC LIMIT ?""",
-        (user_id, *(before or (2**62, 0)), limit + 1)).fetchall()
+        f"""SELECT p.played_at, p.record_key, p.ms_played, p.skipped, p.source, p.counted,
+                   p.track_id, p.artist_id, tr.album_id,
+                   tr.name AS track, a.name AS artist, al.name AS album
+            FROM plays p JOIN tracks tr ON tr.id = p.track_id
+            JOIN artists a ON a.id = p.artist_id LEFT JOIN albums al ON al.id = tr.album_id
+            WHERE p.user_id = ? AND (p.played_at, p.record_key) < (?, ?){where}
+            ORDER BY p.played_at DESC, p.record_key DESC LIMIT ?""",
+        (user_id, *(before or (2**62, 0)), *params, limit + 1)).fetchall()
     zone = ZoneInfo(timezone)
     page = [RecentPlay(datetime.fromtimestamp(r["played_at"], zone), r["track"], r["artist"],
                        r["album"], round(r["ms_played"] / 60000, 1), bool(r["skipped"]),

@@ -8,7 +8,7 @@ from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
-from mtm.views import analytics, assets, auth, health, home, imports, jobs, playlists
+from mtm.views import analytics, assets, auth, entities, health, home, imports, jobs, playlists
 from mtm.views import settings as settings_page
 
 
@@ -33,6 +33,12 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
         Route("/analytics", analytics.analytics_page, name="analytics"),
+        Route("/artists/{artist_id:id}", entities.artist_page, name="artist"),
+        Route("/artists/{artist_id:id}/plays", entities.artist_plays, name="artist_plays"),
+        Route("/albums/{album_id:id}", entities.album_page, name="album"),
+        Route("/albums/{album_id:id}/plays", entities.album_plays, name="album_plays"),
+        Route("/tracks/{track_id:id}", entities.track_page, name="track"),
+        Route("/tracks/{track_id:id}/plays", entities.track_plays, name="track_plays"),
         Route("/playlists", playlists.playlists_page, name="playlists"),
         Route("/playlists", playlists.create, methods=["POST"], name="playlists_create"),
         Route("/playlists/preview", playlists.preview, name="playlists_preview"),

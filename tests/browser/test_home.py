@@ -354,9 +354,11 @@ def test_show_more_with_the_keyboard_focuses_the_first_new_row(signed_in_page: P
     focused = page.evaluate("() => [document.activeElement.tagName, document.activeElement.id]")
     assert focused == ["LI", first_new.get_attribute("id")], focused
     assert page.evaluate("() => window.scrollY") >= scrolled, "focus sent the page to its top"
-    # Onwards with the keyboard: Tab reaches the next "Show more", Enter loads the next page.
+    # Onwards with the keyboard: Tab goes on from there, into the new row's names (each
+    # leads to its page), and the next "Show more" loads the next page.
     page.keyboard.press("Tab")
-    expect(_show_more(page)).to_be_focused()
+    expect(first_new.locator(".track a")).to_be_focused()
+    _show_more(page).focus()
     page.keyboard.press("Enter")
     expect(rows).to_have_count(3 * PAGE_SIZE)
     expect(rows.nth(2 * PAGE_SIZE)).to_be_focused()

@@ -43,7 +43,7 @@ def _shown_to(raw: str | None) -> tuple[int, int] | None | str:
     return int(match.group(1)), int(match.group(2))
 
 
-def _cursor(params) -> tuple[int, int] | None | str:
+def parse_cursor(params) -> tuple[int, int] | None | str:
     """The (second, key) cursor of /plays, None for the newest page, or what is wrong."""
     raw, key = params.get("before"), params.get("key")
     if raw is None:
@@ -61,7 +61,7 @@ def _cursor(params) -> tuple[int, int] | None | str:
 @login_required
 async def plays(request: Request) -> Response:
     """Older plays: a page without JavaScript, rows appended in place with HTMX."""
-    before = _cursor(request.query_params)
+    before = parse_cursor(request.query_params)
     if isinstance(before, str):
         return invalid_input(request, before)
     user = await current_user(request)

@@ -1,0 +1,82 @@
+"""Artist, album and track pages, and the older plays behind their "show more"."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mtm import entities
+from mtm.rendering import is_partial, render
+from mtm.session import current_user, login_required
+from mtm.views.errors import error_response, invalid_input
+from mtm.views.home import parse_cursor
+
+NOT_PLAYED = {
+    "artist": "There is no artist with that number in your history.",
+    "album": "There is no album with that number in your history.",
+    "track": "There is no track with that number in your history.",
+}
+
+
+async def _page(request: Request, kind: str) -> Response:
+    subject_id = request.path_params[f"{kind}_id"]
+    user = await current_user(request)
+    data = await request.app.state.services.db.run(entities.load, user.id, kind, subject_id)
+    if data is None:
+        return error_response(request, 404, NOT_PLAYED[kind])
+    return render(request, "entity", "entity", {"data": data, "kind": kind})
+
+
+async def _plays(request: Request, kind: str) -> Response:
+    subject_id = request.path_params[f"{kind}_id"]
+    before = parse_cursor(request.query_params)
+    if isinstance(before, str):
+        return invalid_input(request, before)
+    user = await current_user(request)
+    found = await request.app.state.services.db.run(entities.plays_page, user.id, kind,
+                                                    subject_id, before)
+    if found is None:
+        return error_response(request, 404, NOT_PLAYED[kind])
+    items, cursor = found
+    more = request.url_for(f"{kind}_plays", **{f"{kind}_id": subject_id})
+    page_url = request.url_for(kind, **{f"{kind}_id": subject_id})
+    return render(request, "entity_plays", "play_rows",
+                  {"plays": items, "next_cursor": cursor, "before": before, "kind": kind,
+                   "more_url": more, "page_url": page_url,
+                   "focus_first": is_partial(request)})
+
+
+@login_required
+async def artist_page(request: Request) -> Response:
+    """An artist through the user's history."""
+    return await _page(request, "artist")
+
+
+@login_required
+async def album_page(request: Request) -> Response:
+    """An album through the user's history."""
+    return await _page(request, "album")
+
+
+@login_required
+async def track_page(request: Request) -> Response:
+    """A track through the user's history."""
+    return await _page(request, "track")
+
+
+@login_required
+async def artist_plays(request: Request) -> Response:
+    """Older plays of an artist."""
+    return await _plays(request, "artist")
+
+
+@login_required
+async def album_plays(request: Request) -> Response:
+    """Older plays of an album."""
+    return await _plays(request, "album")
+
+
+@login_required
+async def track_plays(request: Request) -> Response:
+    """Older plays of a track."""
+    return await _plays(request, "track")
