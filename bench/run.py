@@ -119,8 +119,8 @@ def serve(data_dir: Path, port: int, cache: bool) -> None:
     """Run the app on 127.0.0.1:port with uvicorn (the bench starts this in a subprocess)."""
     import uvicorn
 
-    from mtm import analytics
     from mtm.app import create_app
+    from mtm.cache import Cache
     from mtm.config import load_settings
 
     settings = load_settings(env_file=None, force_demo=True, overrides={
@@ -128,7 +128,7 @@ def serve(data_dir: Path, port: int, cache: bool) -> None:
     app = create_app(settings)
     if not cache:
         # A cache that keeps nothing: each request computes, as on a first visit.
-        app.state.services.analytics_cache = analytics.Cache(size=0)
+        app.state.services.read_cache = Cache(size=0)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
                 proxy_headers=False)
 
@@ -237,6 +237,24 @@ def cold(client: httpx.Client, add_play: Callable[[], None], path: str, runs: in
     return sorted(times)
 
 
+def period_paths() -> list[str]:
+    """Analytics of calendar periods and of a custom range of three arbitrary years."""
+    year = time.gmtime().tm_year - 1
+    return [f"/analytics?year={year}", f"/analytics?month={year}-06",
+            f"/analytics?from={year - 3}-03-14&to={year}-03-13"]
+
+
+def entity_paths(client: httpx.Client) -> list[tuple[str, str]]:
+    """The pages of the most played artist, album and track of all time."""
+    page = client.get("/analytics?range=all").text
+    found = []
+    for kind, label in (("artists", "most played artist"), ("albums", "most played album"),
+                        ("tracks", "most played track")):
+        path = re.search(rf'href="[^"]*?(/{kind}/\d+)"', page).group(1)
+        found.append((path, label))
+    return found
+
+
 def bench_pages(data_dir: Path, runs: int, cold_runs: int) -> list[Row]:
     """Every page warm, analytics from the cache, without it, and after a new play."""
     rows = []
@@ -252,6 +270,16 @@ def bench_pages(data_dir: Path, runs: int, cold_runs: int) -> list[Row]:
             for shape, headers in (("page", {}), ("fragment", HX)):
                 rows.append(Row(path, shape + " (cache hit: a repeat of the same request)",
                                 measure(client, path, headers, runs)))
+        for path in period_paths():
+            for shape, headers in (("page", {}), ("fragment", HX)):
+                rows.append(Row(path, shape + " (cache hit: a repeat of the same request)",
+                                measure(client, path, headers, runs)))
+        entities = entity_paths(client)
+        for path, label in entities:
+            for shape, headers in (("page", {}), ("fragment", HX)):
+                rows.append(Row(f"{path} ({label})",
+                                shape + " (cache hit: a repeat of the same request)",
+                                measure(client, path, headers, runs)))
         add_play = new_play_writer(data_dir)
         for key in RANGES:
             path = f"/analytics?range={key}"
@@ -259,10 +287,12 @@ def bench_pages(data_dir: Path, runs: int, cold_runs: int) -> list[Row]:
                             cold(client, add_play, path, cold_runs)))
         rows += previews(client, runs)
     with server(data_dir, cache=False) as client:
-        for key in RANGES:
-            path = f"/analytics?range={key}"
+        paths = [(f"/analytics?range={key}", "") for key in RANGES]
+        paths += [(path, "") for path in period_paths()]
+        paths += [(path, f" ({label})") for path, label in entities]
+        for path, label in paths:
             for shape, headers in (("page", {}), ("fragment", HX)):
-                rows.append(Row(path, shape + ", cache off (computed every time)",
+                rows.append(Row(path + label, shape + ", cache off (computed every time)",
                                 measure(client, path, headers, cold_runs)))
     return rows
 

@@ -134,3 +134,16 @@ def test_monthly_rollups_follow_a_time_zone_change(conn: sqlite3.Connection,
     # In UTC the 23:30 play of 31 March stays in March.
     assert [(m.label, m.plays) for m in page.months] == [
         ("Jan 2026", 3), ("Feb 2026", 0), ("Mar 2026", 2)]
+
+
+def test_pages_are_cached_until_the_history_changes(conn: sqlite3.Connection,
+                                                    user_id: int) -> None:
+    from mtm.cache import Cache
+
+    ids = _history(conn, user_id)
+    cache = Cache()
+    first = entities.load(conn, user_id, "album", ids["album 0"], cache=cache)
+    assert entities.load(conn, user_id, "album", ids["album 0"], cache=cache) is first
+    history.add_plays(conn, user_id, [make_play(utc(2026, 3, 20, 12, 0), 1)])
+    fresh = entities.load(conn, user_id, "album", ids["album 0"], cache=cache)
+    assert fresh is not first and fresh.plays == first.plays + 1

@@ -7,14 +7,14 @@ cached under the user's history version, so new plays are never hidden by the ca
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mtm import history, listening, preferences
+from mtm.cache import Cache
 from mtm.listening import METRICS, Ranked
 from mtm.periods import (
     RANGES,
@@ -486,34 +486,6 @@ class Refused:
 def years_played(first_play: date | None, today: date) -> tuple[int, ...]:
     """Every calendar year from the first play's to this one (none without plays)."""
     return tuple(range(first_play.year, today.year + 1)) if first_play else ()
-
-
-class Cache:
-    """A small LRU of computed analytics; keys carry the history version, so never stale.
-
-    `Cache(size=0)` keeps nothing: every request computes (the bench measures that).
-    """
-
-    def __init__(self, size: int = 64) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, Analytics] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> Analytics | None:
-        """A cached result, freshened in the LRU order."""
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-            return found
-
-    def put(self, key: Hashable, value: Analytics) -> None:
-        """Keep a result, dropping the least recently used beyond the size."""
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
 
 def load(conn: sqlite3.Connection, user_id: int, query: Mapping[str, str], *,

@@ -16,8 +16,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
-from mtm import analytics, connection, demo, enrich, history, imports, jobs
+from mtm import connection, demo, enrich, history, imports, jobs
 from mtm import db as database
+from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
 from mtm.rendering import make_templates
 from mtm.routes import build_routes
@@ -45,7 +46,8 @@ class Services:
     authorize_endpoint: str
     scheduler: Scheduler
     emulator: Emulator | None = None
-    analytics_cache: analytics.Cache = field(default_factory=analytics.Cache)
+    # Analytics and artist, album and track pages, computed once per history version.
+    read_cache: Cache = field(default_factory=Cache)
     jobs: jobs.JobRunner | None = None
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from mtm import listening, preferences
+from mtm import history, listening, preferences
+from mtm.cache import Cache
 from mtm.listening import Cursor, Ranked, RecentPlay
 from mtm.periods import month_starts
 
@@ -197,25 +198,31 @@ def monthly(conn: sqlite3.Connection, user_id: int, kind: str, ids: list[int]
 
 def _album_months(conn: sqlite3.Connection, user_id: int, ids: list[int]
                   ) -> dict[str, tuple[int, int, int | None]]:
-    # Albums have no monthly rollup (a track's album can be learned later): the months the
-    # album was played in are summed per album from the tracks' months.
+    # Albums have no monthly rollup (a track's album can be learned later): the album's
+    # months are summed from its tracks', and its rivals' from every track of those months.
     marks = ",".join("?" * len(ids))
-    own = {month: (plays, ms) for month, plays, ms in conn.execute(
-        f"SELECT month, sum(plays), sum(ms_played) FROM track_months WHERE user_id = ? "
-        f"AND track_id IN ({marks}) GROUP BY month", (user_id, *ids))}
-    result: dict[str, tuple[int, int, int | None]] = {}
-    for month, (plays, ms) in own.items():
-        rank = None
-        if plays:
-            rank = conn.execute(
-                """SELECT count(*) + 1 FROM (
-                       SELECT t.album_id, sum(m.plays) AS plays FROM track_months m
-                       JOIN tracks t ON t.id = m.track_id
-                       WHERE m.user_id = ? AND m.month = ? AND t.album_id IS NOT NULL
-                       GROUP BY t.album_id) WHERE plays > ?""",
-                (user_id, month, plays)).fetchone()[0]
-        result[month] = (plays, ms, rank)
-    return result
+    own: dict[str, list[int]] = {}
+    # No GROUP BY: summed here, so SQLite reads the album's rows by the primary key.
+    for month, plays, ms in conn.execute(
+            f"SELECT month, plays, ms_played FROM track_months WHERE user_id = ? "
+            f"AND track_id IN ({marks})", (user_id, *ids)):
+        entry = own.setdefault(month, [0, 0])
+        entry[0] += plays
+        entry[1] += ms
+    album_id = conn.execute("SELECT album_id FROM tracks WHERE id = ?", (ids[0],)).fetchone()[0]
+    played = sorted(month for month, (plays, _) in own.items() if plays)
+    rivals: dict[str, list[int]] = {month: [] for month in played}
+    if played:
+        for month, album, plays in conn.execute(
+                f"""SELECT m.month, t.album_id, sum(m.plays) FROM track_months m
+                    JOIN tracks t ON t.id = m.track_id
+                    WHERE m.user_id = ? AND m.month IN ({",".join("?" * len(played))})
+                      AND t.album_id IS NOT NULL
+                    GROUP BY m.month, t.album_id""", (user_id, *played)):
+            if album != album_id:
+                rivals[month].append(plays)
+    return {month: (plays, ms, (sum(1 for p in rivals[month] if p > plays) + 1) if plays
+                    else None) for month, (plays, ms) in own.items()}
 
 
 def spotify_ranks(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int
@@ -261,16 +268,20 @@ def top_albums_of(conn: sqlite3.Connection, user_id: int, artist_id: int
            GROUP BY t.album_id""", (user_id, artist_id)).fetchall()
 
 
-def play_times(conn: sqlite3.Connection, user_id: int, kind: str, ids: list[int]) -> list[int]:
-    """When each play (30 s or more) of the subject ended, UTC seconds."""
-    if kind == "artist":
-        return [t for (t,) in conn.execute(
-            "SELECT played_at FROM plays WHERE user_id = ? AND artist_id = ? AND counted",
-            (user_id, ids[0]))]
-    marks = ",".join("?" * len(ids))
+def artist_track_ids(conn: sqlite3.Connection, user_id: int, artist_id: int) -> list[int]:
+    """The user's played tracks whose main artist is this one."""
+    return [t for (t,) in conn.execute(
+        "SELECT ut.track_id FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id "
+        "WHERE ut.user_id = ? AND t.artist_id = ?", (user_id, artist_id))]
+
+
+def play_times(conn: sqlite3.Connection, user_id: int, track_ids: list[int]) -> list[int]:
+    """When each play (30 s or more) of some tracks ended, UTC seconds."""
+    # By track, whatever the page: that index holds the length, so no play row is read.
+    marks = ",".join("?" * len(track_ids))
     return [t for (t,) in conn.execute(
         f"SELECT played_at FROM plays WHERE user_id = ? AND track_id IN ({marks}) "
-        f"AND ms_played >= 30000", (user_id, *ids))]
+        f"AND ms_played >= 30000", (user_id, *track_ids))]
 
 
 # --- assembling ---------------------------------------------------------------------------
@@ -295,9 +306,26 @@ def _profile(times: list[int], timezone: str) -> tuple[list[int], list[int]]:
     return hours, weekdays
 
 
-def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
-         before: Cursor | None = None) -> Page | None:
-    """The page of an artist, album or track the user has played, or None."""
+def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int, *,
+         cache: Cache | None = None) -> Page | None:
+    """The page of an artist, album or track the user has played, or None.
+
+    Cached under the history version: an album ranks against every album of every month
+    it was played in, which takes a moment on a long history.
+    """
+    prefs = preferences.load(conn, user_id)
+    key = ("entity", user_id, history.history_version(conn, user_id), prefs.timezone,
+           prefs.week_start, kind, subject_id)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return hit
+    page = _compute(conn, user_id, kind, subject_id, prefs)
+    if cache is not None and page is not None:
+        cache.put(key, page)
+    return page
+
+
+def _compute(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
+             prefs: preferences.Preferences) -> Page | None:
     found = subject(conn, kind, subject_id)
     if found is None:
         return None
@@ -308,7 +336,6 @@ def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
     if first is None:
         # Never played by this user: another listener's, or nobody's.
         return None
-    prefs = preferences.load(conn, user_id)
     timezone = prefs.timezone
     zone = ZoneInfo(timezone)
     first_at, last_at = datetime.fromtimestamp(first, zone), datetime.fromtimestamp(last, zone)
@@ -327,11 +354,12 @@ def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
     if kind == "artist":
         tops["albums"] = listening.top(conn, "album", top_albums_of(conn, user_id, subject_id),
                                        limit=TOP_SHOWN)
-    hours, weekdays = _profile(play_times(conn, user_id, kind, ids), timezone)
+    tracks_played = artist_track_ids(conn, user_id, subject_id) if kind == "artist" else ids
+    hours, weekdays = _profile(play_times(conn, user_id, tracks_played), timezone)
     ordered = [(WEEKDAYS[(prefs.week_start + i) % 7], weekdays[(prefs.week_start + i) % 7])
                for i in range(7)]
-    recent, cursor = listening.recent_plays(conn, user_id, timezone, before=before,
-                                            limit=PLAYS_PAGE, scope=(kind, ids))
+    recent, cursor = listening.recent_plays(conn, user_id, timezone, limit=PLAYS_PAGE,
+                                            scope=(kind, ids))
     return Page(found, plays, round(ms / 60000), first_at, last_at, months, tops, hours,
                 ordered, has_snapshots(conn, user_id), recent, cursor, timezone)
 

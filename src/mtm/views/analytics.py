@@ -16,7 +16,7 @@ async def analytics_page(request: Request) -> Response:
     user = await current_user(request)
     services = request.app.state.services
     query = request.query_params
-    data = await services.db.run(analytics.load, user.id, query, cache=services.analytics_cache)
+    data = await services.db.run(analytics.load, user.id, query, cache=services.read_cache)
     default_metric = (await services.db.run(preferences.load, user.id)).chart_metric
     metric = analytics.parse_metric(query.get("metric"), default_metric)
     context = {"metric": metric, "ranges": periods.RANGES, "earliest": periods.EARLIEST,

@@ -21,7 +21,9 @@ NOT_PLAYED = {
 async def _page(request: Request, kind: str) -> Response:
     subject_id = request.path_params[f"{kind}_id"]
     user = await current_user(request)
-    data = await request.app.state.services.db.run(entities.load, user.id, kind, subject_id)
+    services = request.app.state.services
+    data = await services.db.run(entities.load, user.id, kind, subject_id,
+                                 cache=services.read_cache)
     if data is None:
         return error_response(request, 404, NOT_PLAYED[kind])
     return render(request, "entity", "entity", {"data": data, "kind": kind})
