@@ -8,7 +8,18 @@ from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
-from mtm.views import analytics, assets, auth, entities, health, home, imports, jobs, playlists
+from mtm.views import (
+    analytics,
+    assets,
+    auth,
+    entities,
+    health,
+    home,
+    imports,
+    jobs,
+    playlists,
+    review,
+)
 from mtm.views import settings as settings_page
 
 
@@ -33,6 +44,8 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
         Route("/analytics", analytics.analytics_page, name="analytics"),
+        Route("/review", review.review_page, name="review"),
+        Route("/review/image.svg", review.review_image, name="review_image"),
         Route("/artists/{artist_id:id}", entities.artist_page, name="artist"),
         Route("/artists/{artist_id:id}/plays", entities.artist_plays, name="artist_plays"),
         Route("/albums/{album_id:id}", entities.album_page, name="album"),
