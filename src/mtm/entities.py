@@ -177,23 +177,17 @@ def totals(conn: sqlite3.Connection, user_id: int, kind: str, ids: list[int]
 def monthly(conn: sqlite3.Connection, user_id: int, kind: str, ids: list[int]
             ) -> dict[str, tuple[int, int, int | None]]:
     """Per played month "YYYY-MM": (plays, ms, rank among everything of its kind that month)."""
-    if kind == "artist":
-        return {month: (plays, ms, rank if plays else None) for month, plays, ms, rank in
-                conn.execute(
-                    """SELECT m.month, m.plays, m.ms_played,
-                              (SELECT count(*) FROM artist_months o WHERE o.user_id = m.user_id
-                                 AND o.month = m.month AND o.plays > m.plays) + 1
-                       FROM artist_months m WHERE m.user_id = ? AND m.artist_id = ?""",
-                    (user_id, ids[0]))}
-    if kind == "track":
-        return {month: (plays, ms, rank if plays else None) for month, plays, ms, rank in
-                conn.execute(
-                    """SELECT m.month, m.plays, m.ms_played,
-                              (SELECT count(*) FROM track_months o WHERE o.user_id = m.user_id
-                                 AND o.month = m.month AND o.plays > m.plays) + 1
-                       FROM track_months m WHERE m.user_id = ? AND m.track_id = ?""",
-                    (user_id, ids[0]))}
-    return _album_months(conn, user_id, ids)
+    if kind == "album":
+        return _album_months(conn, user_id, ids)
+    table, column = ("artist_months", "artist_id") if kind == "artist" else ("track_months",
+                                                                            "track_id")
+    return {month: (plays, ms, rank if plays else None) for month, plays, ms, rank in
+            conn.execute(
+                f"""SELECT m.month, m.plays, m.ms_played,
+                           (SELECT count(*) FROM {table} o WHERE o.user_id = m.user_id
+                              AND o.month = m.month AND o.plays > m.plays) + 1
+                    FROM {table} m WHERE m.user_id = ? AND m.{column} = ?""",
+                (user_id, ids[0]))}
 
 
 def _album_months(conn: sqlite3.Connection, user_id: int, ids: list[int]
