@@ -238,10 +238,10 @@ def cold(client: httpx.Client, add_play: Callable[[], None], path: str, runs: in
 
 
 def period_paths() -> list[str]:
-    """Analytics of calendar periods and of a custom range of three arbitrary years."""
+    """Analytics of calendar periods, of three arbitrary years, and last year in review."""
     year = time.gmtime().tm_year - 1
     return [f"/analytics?year={year}", f"/analytics?month={year}-06",
-            f"/analytics?from={year - 3}-03-14&to={year}-03-13"]
+            f"/analytics?from={year - 3}-03-14&to={year}-03-13", f"/review?year={year}"]
 
 
 def entity_paths(client: httpx.Client) -> list[tuple[str, str]]:
