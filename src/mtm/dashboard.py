@@ -161,6 +161,8 @@ class PlaysPage:
     matched: tuple[int, int] | None = None
     # The filters in words, e.g. "“sigur ros”, 3 Mar 2024".
     label: str = ""
+    # Today where the user is: the latest day the form offers.
+    today: date | None = None
 
 
 def history_page(conn: sqlite3.Connection, user_id: int, before: listening.Cursor | None,
@@ -176,7 +178,8 @@ def history_page(conn: sqlite3.Connection, user_id: int, before: listening.Curso
     values = {"q": text, "from": "", "to": ""}
     filters = {"q": text} if text else {}
     where, words = listening.PlayFilter(), [f"“{text}”"] if text else []
-    period = _play_period(query, local_today(prefs.timezone, now))
+    today = local_today(prefs.timezone, now)
+    period = _play_period(query, today)
     if period is not None:
         filters.update({"day": period.first.isoformat()} if "day" in query and query["day"]
                        else {"from": period.first.isoformat(), "to": period.last.isoformat()})
@@ -195,7 +198,7 @@ def history_page(conn: sqlite3.Connection, user_id: int, before: listening.Curso
     else:
         items, cursor = listening.recent_plays(conn, user_id, prefs.timezone, before=before,
                                                limit=RECENT_PAGE)
-    return PlaysPage(items, cursor, filters, values, matched, ", ".join(words))
+    return PlaysPage(items, cursor, filters, values, matched, ", ".join(words), today)
 
 
 def _play_period(query: Mapping[str, str], today: date) -> periods.Period | None:

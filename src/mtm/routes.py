@@ -8,7 +8,18 @@ from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
-from mtm.views import analytics, assets, auth, health, home, imports, jobs, playlists
+from mtm.views import (
+    analytics,
+    assets,
+    auth,
+    calendar_page,
+    health,
+    home,
+    imports,
+    jobs,
+    playlists,
+    search,
+)
 from mtm.views import settings as settings_page
 
 
@@ -32,6 +43,8 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
     routes: list[BaseRoute] = [
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
+        Route("/search", search.search_page, name="search"),
+        Route("/calendar", calendar_page.calendar_page, name="calendar"),
         Route("/analytics", analytics.analytics_page, name="analytics"),
         Route("/playlists", playlists.playlists_page, name="playlists"),
         Route("/playlists", playlists.create, methods=["POST"], name="playlists_create"),
