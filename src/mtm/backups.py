@@ -541,6 +541,7 @@ def _restore_rows(conn: sqlite3.Connection, user_id: int) -> int:
     owner = conn.execute("SELECT id FROM backup.users").fetchone()[0]
     _delete_user_data(conn, user_id)
     _map_catalogue(conn)
+    history.fill_search_keys(conn)
     _restore_imports(conn, user_id, owner)
     restored = conn.execute(
         """INSERT INTO main.plays (user_id, played_at, record_key, track_id, artist_id,

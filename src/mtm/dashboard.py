@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import backups, connection, jobs, listening, preferences, sync, users
+from mtm import backups, connection, jobs, listening, periods, preferences, search, sync, users
 from mtm.periods import local_midnight, local_today, next_month
 
 RECENT_PAGE = 20
@@ -147,8 +148,70 @@ def load(conn: sqlite3.Connection, user_id: int, now: datetime | None = None, *,
     )
 
 
-def history_page(conn: sqlite3.Connection, user_id: int, before: listening.Cursor | None
-                 ) -> tuple[list[listening.RecentPlay], listening.Cursor | None]:
-    """One page of the play history, older than `before`."""
-    timezone = preferences.load(conn, user_id).timezone
-    return listening.recent_plays(conn, user_id, timezone, before=before, limit=RECENT_PAGE)
+@dataclass(frozen=True)
+class PlaysPage:
+    """A page of /plays: its plays, the filters they obey and how many plays match them."""
+
+    plays: list[listening.RecentPlay]
+    next_cursor: listening.Cursor | None
+    # The query naming the filters (carried by "Show more"), and the form's values.
+    filters: dict[str, str]
+    values: dict[str, str]
+    # (streams, plays) matching, None when nothing is filtered.
+    matched: tuple[int, int] | None = None
+    # The filters in words, e.g. "“sigur ros”, 3 Mar 2024".
+    label: str = ""
+    # Today where the user is: the latest day the form offers.
+    today: date | None = None
+
+
+def history_page(conn: sqlite3.Connection, user_id: int, before: listening.Cursor | None,
+                 query: Mapping[str, str] | None = None, now: datetime | None = None
+                 ) -> PlaysPage:
+    """One page of the play history older than `before`, filtered by a query's q/from/to/day.
+
+    Raises search.QueryError or periods.PeriodError with a sentence for impossible filters.
+    """
+    prefs = preferences.load(conn, user_id)
+    query = query or {}
+    text = search.parse_query(query.get("q"))
+    values = {"q": text, "from": "", "to": ""}
+    filters = {"q": text} if text else {}
+    where, words = listening.PlayFilter(), [f"“{text}”"] if text else []
+    today = local_today(prefs.timezone, now)
+    period = _play_period(query, today)
+    if period is not None:
+        filters.update({"day": period.first.isoformat()} if "day" in query and query["day"]
+                       else {"from": period.first.isoformat(), "to": period.last.isoformat()})
+        values.update({"from": period.first.isoformat(), "to": period.last.isoformat()})
+        where = listening.PlayFilter(local_midnight(period.first, prefs.timezone),
+                                     local_midnight(period.last + timedelta(days=1),
+                                                    prefs.timezone))
+        words.append(period.dates)
+    match = search.matcher(text)
+    if match is not None:
+        where = listening.PlayFilter(where.start, where.end, *match)
+    matched = None
+    if filters:
+        items, cursor, matched = listening.filtered_plays(conn, user_id, prefs.timezone, where,
+                                                          before, RECENT_PAGE)
+    else:
+        items, cursor = listening.recent_plays(conn, user_id, prefs.timezone, before=before,
+                                               limit=RECENT_PAGE)
+    return PlaysPage(items, cursor, filters, values, matched, ", ".join(words), today)
+
+
+def _play_period(query: Mapping[str, str], today: date) -> periods.Period | None:
+    """The local days a plays query names (`day`, or `from`/`to`, either alone), or None."""
+    day = (query.get("day") or "").strip()
+    first = (query.get("from") or "").strip()
+    last = (query.get("to") or "").strip()
+    if day and (first or last):
+        raise periods.PeriodError("Choose one day or a from–to range, not both.")
+    if day:
+        return periods.parse({"day": day}, today, None)
+    if first or last:
+        # One end alone is open: from a day until today, or everything up to a day.
+        return periods.parse({"from": first or periods.EARLIEST.isoformat(),
+                              "to": last or today.isoformat()}, today, None)
+    return None

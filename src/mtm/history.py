@@ -134,12 +134,15 @@ def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
         known = conn.execute("SELECT name FROM artists WHERE spotify_id = ?",
                              (artist.spotify_id,)).fetchone()
         row = conn.execute(
-            """INSERT INTO artists (spotify_id, name, image_url, popularity) VALUES (?, ?, ?, ?)
+            """INSERT INTO artists (spotify_id, name, image_url, popularity, search_key)
+               VALUES (?, ?, ?, ?, ?)
                ON CONFLICT(spotify_id) DO UPDATE SET name = excluded.name,
                    image_url = coalesce(excluded.image_url, artists.image_url),
-                   popularity = coalesce(excluded.popularity, artists.popularity)
+                   popularity = coalesce(excluded.popularity, artists.popularity),
+                   search_key = excluded.search_key
                RETURNING id""",
-            (artist.spotify_id, artist.name, artist.image_url, artist.popularity)).fetchone()
+            (artist.spotify_id, artist.name, artist.image_url, artist.popularity,
+             identity.search_key(artist.name))).fetchone()
         if known is not None and known[0] != artist.name:
             # Renamed by Spotify: every page naming it, for everyone who played it, changes.
             touch_artist_listeners(conn, row[0])
@@ -147,7 +150,8 @@ def upsert_artist(conn: sqlite3.Connection, artist: ArtistIn) -> int:
         row = conn.execute(
             "SELECT id FROM artists WHERE +spotify_id IS NULL AND name = ?", (artist.name,)
         ).fetchone() or conn.execute(
-            "INSERT INTO artists (name) VALUES (?) RETURNING id", (artist.name,)).fetchone()
+            "INSERT INTO artists (name, search_key) VALUES (?, ?) RETURNING id",
+            (artist.name, identity.search_key(artist.name))).fetchone()
     artist_id = row[0]
     if artist.genres is not None:
         set_artist_genres(conn, artist_id, artist.genres)
@@ -202,21 +206,37 @@ def upsert_album(conn: sqlite3.Connection, album: AlbumIn, artist_id: int) -> in
     """Store an album; return its row id."""
     if album.spotify_id:
         return conn.execute(
-            """INSERT INTO albums (spotify_id, name, artist_id, release_date, image_url)
-               VALUES (?, ?, ?, ?, ?)
+            """INSERT INTO albums (spotify_id, name, artist_id, release_date, image_url,
+                                   search_key)
+               VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT(spotify_id) DO UPDATE SET name = excluded.name,
                    release_date = coalesce(excluded.release_date, albums.release_date),
-                   image_url = coalesce(excluded.image_url, albums.image_url)
+                   image_url = coalesce(excluded.image_url, albums.image_url),
+                   search_key = excluded.search_key
                RETURNING id""",
-            (album.spotify_id, album.name, artist_id, album.release_date, album.image_url),
+            (album.spotify_id, album.name, artist_id, album.release_date, album.image_url,
+             identity.search_key(album.name)),
         ).fetchone()[0]
     row = conn.execute(
         "SELECT id FROM albums WHERE +spotify_id IS NULL AND name = ? AND artist_id = ?",
         (album.name, artist_id)).fetchone()
     if row:
         return row[0]
-    return conn.execute("INSERT INTO albums (name, artist_id) VALUES (?, ?) RETURNING id",
-                        (album.name, artist_id)).fetchone()[0]
+    return conn.execute(
+        "INSERT INTO albums (name, artist_id, search_key) VALUES (?, ?, ?) RETURNING id",
+        (album.name, artist_id, identity.search_key(album.name))).fetchone()[0]
+
+
+def fill_search_keys(conn: sqlite3.Connection) -> int:
+    """Give a search key to every artist, album and track written without one; how many."""
+    filled = 0
+    # Bulk writes in SQL (imports, restores) cannot fold accents; their rows are keyed here.
+    for table in ("artists", "albums", "tracks"):
+        rows = conn.execute(f"SELECT id, name FROM {table} WHERE search_key IS NULL").fetchall()
+        conn.executemany(f"UPDATE {table} SET search_key = ? WHERE id = ?",
+                         [(identity.search_key(name), row_id) for row_id, name in rows])
+        filled += len(rows)
+    return filled
 
 
 def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
@@ -231,16 +251,16 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
                              (track.spotify_id,)).fetchone()
         track_id = conn.execute(
             """INSERT INTO tracks (spotify_id, name, album_id, artist_id, duration_ms, explicit,
-                                   match_key)
-               VALUES (?, ?, ?, ?, ?, ?, ?)
+                                   match_key, search_key)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT(spotify_id) DO UPDATE SET name = excluded.name,
                    album_id = coalesce(excluded.album_id, tracks.album_id),
                    duration_ms = coalesce(excluded.duration_ms, tracks.duration_ms),
                    explicit = coalesce(excluded.explicit, tracks.explicit),
-                   match_key = excluded.match_key
+                   match_key = excluded.match_key, search_key = excluded.search_key
                RETURNING id""",
             (track.spotify_id, track.name, album_id, main, track.duration_ms, track.explicit,
-             key),
+             key, identity.search_key(track.name)),
         ).fetchone()[0]
         if known is not None and known[0] != track.name:
             # Tracks are shared: a new name from anyone's sync or snapshot shows for all.
@@ -250,9 +270,10 @@ def upsert_track(conn: sqlite3.Connection, track: TrackIn) -> tuple[int, int]:
             "SELECT id FROM tracks WHERE +spotify_id IS NULL AND name = ? AND artist_id = ?",
             (track.name, main)).fetchone()
         track_id = row[0] if row else conn.execute(
-            """INSERT INTO tracks (name, album_id, artist_id, duration_ms, match_key)
-               VALUES (?, ?, ?, ?, ?) RETURNING id""",
-            (track.name, album_id, main, track.duration_ms, key)).fetchone()[0]
+            """INSERT INTO tracks (name, album_id, artist_id, duration_ms, match_key, search_key)
+               VALUES (?, ?, ?, ?, ?, ?) RETURNING id""",
+            (track.name, album_id, main, track.duration_ms, key,
+             identity.search_key(track.name))).fetchone()[0]
     conn.executemany(
         """INSERT INTO track_artists (track_id, position, artist_id) VALUES (?, ?, ?)
            ON CONFLICT(track_id, position) DO UPDATE SET artist_id = excluded.artist_id""",

@@ -54,6 +54,16 @@ def normalize(text: str | None) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+def search_key(text: str | None) -> str:
+    """A name as search compares it: accents dropped, case-folded, single-spaced."""
+    if not text:
+        return ""
+    # Folding first: some case foldings bring combining marks of their own (İ, ΐ).
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _SPACE.sub(" ", bare).strip()
+
+
 def match_key(artist: str | None, track: str | None) -> str:
     """How a track is recognised by name alone (account data has no URIs)."""
     return f"{normalize(artist)}\x1f{normalize(track)}"
@@ -102,9 +112,10 @@ def account_key(minute: int, artist: str | None, track: str | None, ms_played: i
 
 
 def register(conn: sqlite3.Connection) -> None:
-    """Make the key functions callable from SQL (migrations compute keys of stored plays)."""
+    """Make the key functions callable from SQL (migrations compute keys of stored rows)."""
     conn.create_function("mtm_default_key", 5, default_key, deterministic=True)
     conn.create_function("mtm_match_key", 2, match_key, deterministic=True)
+    conn.create_function("mtm_search_key", 1, search_key, deterministic=True)
 
 
 # --- matching across sources ------------------------------------------------------------

@@ -474,6 +474,7 @@ class Stager:
             f"""UPDATE staged_tracks SET track_id = (
                     SELECT id FROM main.tracks t WHERE t.spotify_id = staged_tracks.spotify_id)
                 WHERE {which} AND spotify_id IS NOT NULL""")
+        history.fill_search_keys(conn)
 
     def close(self) -> None:
         """Drop the temporary tables (the connection may be reused)."""

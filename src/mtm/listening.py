@@ -16,6 +16,8 @@ from datetime import date, datetime, timedelta
 from operator import itemgetter
 from zoneinfo import ZoneInfo
 
+from mtm.identity import PLAY_MS
+
 METRICS = ("plays", "minutes")
 TOP = 10
 # (track id, main artist id, album id or None, plays, ms): one row per track played.
@@ -126,30 +128,107 @@ def streaks(days: list[date], today: date) -> tuple[int, int]:
     return (run if alive else 0), longest
 
 
+@dataclass(frozen=True)
+class PlayFilter:
+    """Which plays a list holds: ended in [start, end) (UTC seconds), names holding a needle.
+
+    The needle and its form come from mtm.search.matcher: the track's, its main artist's or
+    its album's search key holds it.
+    """
+
+    start: int = 0
+    end: int = 2**62
+    needle: str | None = None
+    form: str = "any"
+
+
+def key_expression(column: str, form: str) -> str:
+    """The SQL a search needle is looked for in: the key, or the key after a space ("word")."""
+    return f"(' ' || {column})" if form == "word" else column
+
+
+# Below this share of the user's plays, a filter's plays are read track by track through the
+# (user, track, time) index and sorted; above it, walking the plays newest first finds a page
+# of them sooner.
+SPARSE = 0.02
+
+
+def _fill_matches(conn: sqlite3.Connection, user_id: int, where: PlayFilter) -> None:
+    """The user's tracks a filter's needle matches (by track, main artist or album), in temp."""
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS filter_tracks (id INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM temp.filter_tracks")
+    keys = [key_expression(c, where.form) for c in ("t.search_key", "a.search_key",
+                                                    "al.search_key")]
+    conn.execute(
+        f"""INSERT INTO temp.filter_tracks
+            SELECT t.id FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id
+            LEFT JOIN artists a ON a.id = t.artist_id LEFT JOIN albums al ON al.id = t.album_id
+            WHERE ut.user_id = ? AND (instr({keys[0]}, ?) OR instr({keys[1]}, ?)
+                                      OR instr({keys[2]}, ?))""",
+        (user_id, where.needle, where.needle, where.needle))
+
+
+def filtered_plays(conn: sqlite3.Connection, user_id: int, timezone: str, where: PlayFilter,
+                   before: Cursor | None = None, limit: int = 20
+                   ) -> tuple[list[RecentPlay], Cursor | None, tuple[int, int]]:
+    """A page of the plays a filter keeps, its next cursor, and (streams, plays) kept in all."""
+    span = (where.start, where.end)
+    if where.needle is None:
+        streams, plays = conn.execute(
+            "SELECT count(*), coalesce(sum(counted), 0) FROM plays WHERE user_id = ? "
+            "AND played_at >= ? AND played_at < ?", (user_id, *span)).fetchone()
+        return (*recent_plays(conn, user_id, timezone, before, limit, span), (streams, plays))
+    _fill_matches(conn, user_id, where)
+    streams, plays = conn.execute(
+        """SELECT count(*), coalesce(sum(p.ms_played >= ?), 0)
+           FROM temp.filter_tracks f CROSS JOIN plays p ON p.user_id = ? AND p.track_id = f.id
+           WHERE p.played_at >= ? AND p.played_at < ?""",
+        (PLAY_MS, user_id, *span)).fetchone()
+    if streams == 0:
+        return [], None, (0, 0)
+    total = conn.execute("SELECT coalesce(sum(plays), 0) FROM listening_days WHERE user_id = ?",
+                         (user_id,)).fetchone()[0]
+    matches = "sparse" if streams < SPARSE * total else "dense"
+    page, cursor = recent_plays(conn, user_id, timezone, before, limit, span, matches)
+    return page, cursor, (streams, plays)
+
+
 def recent_plays(conn: sqlite3.Connection, user_id: int, timezone: str,
                  before: Cursor | None = None, limit: int = 20,
+                 span: tuple[int, int] | None = None, matches: str | None = None,
                  scope: tuple[str, list[int]] | None = None
                  ) -> tuple[list[RecentPlay], Cursor | None]:
     """A page of plays, newest first, and the cursor of the next page (None at the end).
 
-    `scope` keeps only the plays of one artist ("artist", [id]) or of some tracks ("track" or
-    "album", [track ids]).
+    `span` keeps the plays that ended in [start, end); `matches` ("sparse" or "dense") those
+    of the tracks in temp.filter_tracks, read the way that is quicker for that many; `scope`
+    those of one artist ("artist", [id]) or of some tracks ("track" or "album", [track ids]).
     """
-    where, params = "", []
+    source, condition = "plays p", ""
+    upper = before or (2**62, 0)
+    if span is not None:
+        # The span's end as the cursor: the primary key is then read from there down only.
+        upper = min(upper, (span[1], -(2**63)))
+        condition = " AND p.played_at >= ?"
+    params: tuple = (user_id, *upper, *([span[0]] if span is not None else []))
+    if matches == "sparse":
+        source = "temp.filter_tracks f CROSS JOIN plays p ON p.track_id = f.id"
+    elif matches == "dense":
+        condition += " AND p.track_id IN (SELECT id FROM temp.filter_tracks)"
     if scope is not None:
         kind, ids = scope
         column = "p.artist_id" if kind == "artist" else "p.track_id"
-        where = f" AND {column} IN ({','.join('?' * len(ids))})"
-        params = list(ids)
+        condition += f" AND {column} IN ({','.join('?' * len(ids))})"
+        params += tuple(ids)
     rows = conn.execute(
         f"""SELECT p.played_at, p.record_key, p.ms_played, p.skipped, p.source, p.counted,
                    p.track_id, p.artist_id, tr.album_id,
                    tr.name AS track, a.name AS artist, al.name AS album
-            FROM plays p JOIN tracks tr ON tr.id = p.track_id
+            FROM {source} JOIN tracks tr ON tr.id = p.track_id
             JOIN artists a ON a.id = p.artist_id LEFT JOIN albums al ON al.id = tr.album_id
-            WHERE p.user_id = ? AND (p.played_at, p.record_key) < (?, ?){where}
+            WHERE p.user_id = ? AND (p.played_at, p.record_key) < (?, ?){condition}
             ORDER BY p.played_at DESC, p.record_key DESC LIMIT ?""",
-        (user_id, *(before or (2**62, 0)), *params, limit + 1)).fetchall()
+        (*params, limit + 1)).fetchall()
     zone = ZoneInfo(timezone)
     page = [RecentPlay(datetime.fromtimestamp(r["played_at"], zone), r["track"], r["artist"],
                        r["album"], round(r["ms_played"] / 60000, 1), bool(r["skipped"]),

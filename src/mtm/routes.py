@@ -12,6 +12,7 @@ from mtm.views import (
     analytics,
     assets,
     auth,
+    calendar_page,
     entities,
     health,
     home,
@@ -19,6 +20,7 @@ from mtm.views import (
     jobs,
     playlists,
     review,
+    search,
 )
 from mtm.views import settings as settings_page
 
@@ -43,6 +45,8 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
     routes: list[BaseRoute] = [
         Route("/", home.dashboard_page, name="home"),
         Route("/plays", home.plays, name="plays"),
+        Route("/search", search.search_page, name="search"),
+        Route("/calendar", calendar_page.calendar_page, name="calendar"),
         Route("/analytics", analytics.analytics_page, name="analytics"),
         Route("/review", review.review_page, name="review"),
         Route("/review/image.svg", review.review_image, name="review_image"),

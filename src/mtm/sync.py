@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mtm import accounts, leases, quota
+from mtm import accounts, identity, leases, quota
 from mtm.db import Database, transaction
 from mtm.history import (
     AlbumIn,
@@ -233,9 +233,10 @@ def save_artist_details(conn: sqlite3.Connection, artist_id: int, obj: dict[str,
     details = parse_artist(obj)
     with transaction(conn):
         conn.execute(
-            "UPDATE artists SET name = ?, image_url = coalesce(?, image_url), "
+            "UPDATE artists SET name = ?, search_key = ?, image_url = coalesce(?, image_url), "
             "popularity = coalesce(?, popularity) WHERE id = ?",
-            (details.name, details.image_url, details.popularity, artist_id))
+            (details.name, identity.search_key(details.name), details.image_url,
+             details.popularity, artist_id))
         set_artist_genres(conn, artist_id, details.genres or ())
 
 

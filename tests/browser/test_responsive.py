@@ -58,7 +58,7 @@ def test_home_layout(new_context: Any, live_server: str, tmp_path: Path, width: 
     assert_no_horizontal_scroll(page)
     nav = page.get_by_role("navigation", name="Main")
     expect(nav).to_be_visible()
-    for label in ("Home", "Analytics", "Playlists", "Settings"):
+    for label in ("Home", "Analytics", "Calendar", "Playlists", "Settings"):
         link = nav.get_by_role("link", name=label)
         expect(link).to_be_visible()
         expect(link).to_be_in_viewport()

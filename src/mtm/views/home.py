@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mtm import dashboard
+from mtm import dashboard, periods, preferences, search
 from mtm.rendering import is_partial, render
 from mtm.session import current_user, login_required
 from mtm.views.errors import invalid_input
@@ -60,14 +60,30 @@ def parse_cursor(params) -> tuple[int, int] | None | str:
 
 @login_required
 async def plays(request: Request) -> Response:
-    """Older plays: a page without JavaScript, rows appended in place with HTMX."""
+    """Plays, newest first, filtered by name and local days; "show more" appends with HTMX."""
     before = parse_cursor(request.query_params)
     if isinstance(before, str):
         return invalid_input(request, before)
     user = await current_user(request)
-    items, cursor = await request.app.state.services.db.run(dashboard.history_page, user.id,
-                                                            before)
+    services = request.app.state.services
+    query = request.query_params
+    # "Show more" appends rows to the list; the filter form replaces the whole result.
+    fragment = "play_rows" if before is not None else "plays_results"
+    context = {"before": before, "earliest": periods.EARLIEST, "focus_first": is_partial(request)}
+    try:
+        page = await services.db.run(dashboard.history_page, user.id, before, query)
+    except (periods.PeriodError, search.QueryError) as exc:
+        if before is not None:
+            return invalid_input(request, str(exc))
+        values = {name: (query.get(name) or "")[:search.MAX_QUERY] for name in ("q", "from", "to")}
+        # The refused query may have named no valid day: the form offers days up to today.
+        prefs = await services.db.run(preferences.load, user.id)
+        today = periods.local_today(prefs.timezone)
+        return render(request, "plays", fragment,
+                      {**context, "error": str(exc), "values": values, "filters": {},
+                       "today": today}, status_code=422)
     # Focus goes to the first row HTMX appends, not back to the top of the page.
-    return render(request, "plays", "play_rows",
-                  {"plays": items, "next_cursor": cursor, "before": before,
-                   "focus_first": is_partial(request)})
+    return render(request, "plays", fragment,
+                  {**context, "page": page, "plays": page.plays, "next_cursor": page.next_cursor,
+                   "filters": page.filters, "values": page.values, "error": None,
+                   "today": page.today})
