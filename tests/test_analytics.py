@@ -318,7 +318,8 @@ def _ranking(html: str, section: str) -> list[str]:
     """The names in a ranked table, in order (the artists' chart table or the tracks table)."""
     body = html[html.index(f'id="{section}-title"'):]
     body = body[:body.index("</tbody>")]
-    return re.findall(r'<th scope="row">(?:<span class="name">)?(?:<a [^>]*>)?([^<]+)<', body)
+    return re.findall(r'<th scope="row">(?:<span class="with-thumb">(?:<img [^>]*>|<span [^>]*>'
+                      r'</span>)<span>)?(?:<span class="name">)?(?:<a [^>]*>)?([^<]+)<', body)
 
 
 async def test_metric_switch_reorders(client: httpx.AsyncClient, app) -> None:

@@ -132,3 +132,18 @@ async def test_a_long_rate_limit_defers_the_lookups(app, user: int, emulator) ->
     assert not await db.run(enrich.due, user, now)
     assert await db.run(enrich.due, user, now + 7300)
     assert (await db.run(enrich.status, user)).missing == 1
+
+
+async def test_lookups_store_the_album_cover_and_the_artist_picture(app, user: int) -> None:
+    db = services_of(app).db
+    track = CATALOGUE.tracks[3]
+    await db.run(history.add_plays, user, [exported_play(1_600_000_000, track.index)])
+    await run_lookups(app, user)
+    album_url, artist_url = await db.run(lambda c: c.execute(
+        "SELECT al.image_url, a.image_url FROM tracks t JOIN albums al ON al.id = t.album_id "
+        "JOIN artists a ON a.id = t.artist_id WHERE t.spotify_id = ?",
+        (track.spotify_id,)).fetchone())
+    album = CATALOGUE.albums[track.album]
+    artist = CATALOGUE.artists[track.artists[0]]
+    assert album_url == f"http://emulator.invalid/image/ab67616d00001e02{album.spotify_id}"
+    assert artist_url == f"http://emulator.invalid/image/ab67616100005174{artist.spotify_id}"

@@ -383,3 +383,19 @@ async def test_scheduler_loop_runs_and_stops(world: World) -> None:
         await asyncio.sleep(0.02)
     await scheduler.stop()
     assert world.count("SELECT count(*) FROM plays WHERE user_id = ?", user) == 50
+
+
+async def test_a_sync_stores_album_covers_and_artist_pictures(world: World) -> None:
+    user = await connect_user(world, "demo")
+    await run(world, user)
+    with world.conn() as conn:
+        albums = conn.execute("SELECT spotify_id, image_url FROM albums "
+                              "WHERE spotify_id IS NOT NULL").fetchall()
+        artists = conn.execute("SELECT spotify_id, image_url FROM artists "
+                               "WHERE details_fetched_at IS NOT NULL").fetchall()
+    assert albums and artists
+    # The 300 px cover and the 320 px picture: the smallest at least twice the 96 px shown.
+    assert all(url == f"{Emulator.api_url[:-3]}/image/ab67616d00001e02{ident}"
+               for ident, url in albums), albums[:3]
+    assert all(url == f"{Emulator.api_url[:-3]}/image/ab67616100005174{ident}"
+               for ident, url in artists), artists[:3]

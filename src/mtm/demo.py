@@ -14,7 +14,10 @@ from mtm import history
 from mtm.db import transaction
 from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
 from mtm.spotify.catalogue import BASE_ARTISTS, Catalogue
+from mtm.spotify.emulator.core import IN_PROCESS_BASE
+from mtm.spotify.emulator.images import image_list
 from mtm.spotify.listener import STORED_KINDS, Columns, listener
+from mtm.sync import pick_image
 
 DEMO_SPOTIFY_ID = "demo"
 DEMO_DISPLAY_NAME = "Demo Listener"
@@ -123,15 +126,22 @@ def _track_ins(catalogue: Catalogue) -> tuple[TrackIn, ...]:
     key = id(catalogue)
     cached = _track_in_cache.get(key)
     if cached is None or cached[0] is not catalogue:
-        artists = tuple(ArtistIn(a.spotify_id, a.name, a.genres, None, a.popularity)
-                        for a in catalogue.artists)
-        albums = tuple(AlbumIn(a.spotify_id, a.name, a.release_date) for a in catalogue.albums)
+        # The images the emulator's API gives them, as a sync would have stored them.
+        artists = tuple(ArtistIn(a.spotify_id, a.name, a.genres, _image("artist", a.spotify_id),
+                                 a.popularity) for a in catalogue.artists)
+        albums = tuple(AlbumIn(a.spotify_id, a.name, a.release_date,
+                               _image("album", a.spotify_id)) for a in catalogue.albums)
         tracks = tuple(
             TrackIn(t.spotify_id, t.name, tuple(artists[i] for i in t.artists), albums[t.album],
                     t.duration_ms, t.explicit)
             for t in catalogue.tracks)
         cached = _track_in_cache[key] = (catalogue, tracks)
     return cached[1]
+
+
+def _image(kind: str, spotify_id: str) -> str | None:
+    """The image URL a sync stores for this emulator album or artist."""
+    return pick_image(image_list(IN_PROCESS_BASE, kind, spotify_id))
 
 
 def _local_in(catalogue: Catalogue, index: int) -> TrackIn:

@@ -92,15 +92,14 @@ def link_artist(conn: sqlite3.Connection, artist_id: int, track: dict[str, Any])
     spotify_id = credited[0]["id"]
     with transaction(conn):
         album = track.get("album") or {}
-        images = album.get("images") or []
-        if album.get("id") or images:
-            # The lookup also tells the album's id and cover: keep them while we are here.
+        image = sync.pick_image(album.get("images"))
+        if album.get("id") or image:
+            # The lookup also tells the album's cover and date: keep them while we are here.
             conn.execute(
                 """UPDATE albums SET image_url = coalesce(image_url, ?),
                        release_date = coalesce(release_date, ?)
                    WHERE id = (SELECT album_id FROM tracks WHERE spotify_id = ?)""",
-                (images[0].get("url") if images else None, album.get("release_date"),
-                 track.get("id")))
+                (image, album.get("release_date"), track.get("id")))
         existing = conn.execute("SELECT id FROM artists WHERE spotify_id = ?",
                                 (spotify_id,)).fetchone()
         if existing is None:

@@ -24,6 +24,8 @@ TOP = 10
 TrackRow = tuple[int, int, int | None, int, int]
 # (id, plays, ms): one row per artist, album or track, as rankings take them.
 Totals = tuple[int, int, int]
+# (name, main artist id, main artist name, image URL) of one ranked item.
+Names = tuple[str, int | None, str, str | None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ class Ranked:
     # A track's or album's main artist; None for an artist.
     artist_id: int | None = None
     artist: str = ""
+    # Its picture (a track's is its album's cover), as stored; None when none is known.
+    image_url: str | None = None
 
     @property
     def detail(self) -> str:
@@ -395,26 +399,30 @@ def named_rankings(conn: sqlite3.Connection, kind: str, ranks: dict[str, list[To
     return {metric: _items(kind, rows, names) for metric, rows in ranks.items()}
 
 
-def _items(kind: str, rows: list[Totals], names: dict[int, tuple[str, int | None, str]]
-           ) -> list[Ranked]:
+def _items(kind: str, rows: list[Totals], names: dict[int, Names]) -> list[Ranked]:
     return [Ranked(kind, row[0], names[row[0]][0], row[1], round(row[2] / 60000),
                    *names[row[0]][1:]) for row in rows]
 
 
-def names_of(conn: sqlite3.Connection, kind: str, ids: list[int]
-             ) -> dict[int, tuple[str, int | None, str]]:
-    """(name, main artist id, main artist name) of some artists, albums or tracks."""
+def names_of(conn: sqlite3.Connection, kind: str, ids: list[int]) -> dict[int, Names]:
+    """(name, main artist id, main artist name, image URL) of some artists, albums or tracks.
+
+    A track's image is its album's cover.
+    """
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
     if kind == "artist":
-        return {aid: (name, None, "") for aid, name in conn.execute(
-            f"SELECT id, name FROM artists WHERE id IN ({marks})", ids)}
+        return {aid: (name, None, "", image) for aid, name, image in conn.execute(
+            f"SELECT id, name, image_url FROM artists WHERE id IN ({marks})", ids)}
     table = {"album": "albums", "track": "tracks"}[kind]
+    image = "o.image_url" if kind == "album" else \
+        "(SELECT al.image_url FROM albums al WHERE al.id = o.album_id)"
     # An album imported by name alone may have no artist: it is shown without one.
-    return {oid: (name, artist_id, artist or "") for oid, name, artist_id, artist in conn.execute(
-        f"SELECT o.id, o.name, o.artist_id, a.name FROM {table} o "
-        f"LEFT JOIN artists a ON a.id = o.artist_id WHERE o.id IN ({marks})", ids)}
+    return {oid: (name, artist_id, artist or "", url)
+            for oid, name, artist_id, artist, url in conn.execute(
+                f"SELECT o.id, o.name, o.artist_id, a.name, {image} FROM {table} o "
+                f"LEFT JOIN artists a ON a.id = o.artist_id WHERE o.id IN ({marks})", ids)}
 
 
 def top(conn: sqlite3.Connection, kind: str, rows: list[Totals], metric: str = "plays",

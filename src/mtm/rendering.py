@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette_wtf import csrf_token
 
-from mtm.spotify.links import spotify_link
+from mtm.spotify.links import image_src, spotify_link
 
 TEMPLATE_ROOT = Path(__file__).parent
 
@@ -103,6 +103,12 @@ def _spotify_link(context: jinja2.runtime.Context, kind: str, ident: str) -> str
     return spotify_link(kind, ident, demo=bool(context.get("demo")))
 
 
+@jinja2.pass_context
+def _artwork(context: jinja2.runtime.Context, url: str | None) -> str | None:
+    """A stored image URL as an <img> src, or None when it cannot be shown."""
+    return image_src(url, demo=bool(context.get("demo")))
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment: autoescaping, strict undefined, shared context and filters."""
     env = jinja2.Environment(
@@ -118,6 +124,7 @@ def make_templates() -> Jinja2Templates:
     env.filters["day_label"] = _day_label
     env.filters["compact"] = _compact
     env.globals["spotify_link"] = _spotify_link
+    env.globals["artwork"] = _artwork
     return Jinja2Templates(env=env, context_processors=[_context])
 
 

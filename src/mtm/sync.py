@@ -59,8 +59,23 @@ class SyncRun:
 # --- parsing Web API objects ---------------------------------------------------
 
 
-def _image(images: list[dict[str, Any]] | None) -> str | None:
-    return images[0].get("url") if images else None
+# Images are shown at most 96 CSS px wide (the artist, album and track pages): twice that
+# is sharp on a high-density screen, and Spotify's 640 px ones would only be heavier.
+IMAGE_WIDTH = 192
+
+
+def pick_image(images: list[dict[str, Any]] | None) -> str | None:
+    """The URL of the smallest image at least IMAGE_WIDTH wide, else of the widest one."""
+    usable = [i for i in images or [] if isinstance(i, dict) and i.get("url")]
+    if not usable:
+        return None
+
+    def width(image: dict[str, Any]) -> int:
+        # Spotify leaves the size of some images out (null): take them to be large.
+        return image.get("width") or 10_000
+
+    wide = [i for i in usable if width(i) >= IMAGE_WIDTH]
+    return (min(wide, key=width) if wide else max(usable, key=width))["url"]
 
 
 def parse_artist(obj: dict[str, Any]) -> ArtistIn:
@@ -68,7 +83,7 @@ def parse_artist(obj: dict[str, Any]) -> ArtistIn:
     genres = obj.get("genres")
     return ArtistIn(obj.get("id"), obj.get("name") or "Unknown artist",
                     tuple(genres) if isinstance(genres, list) else None,
-                    _image(obj.get("images")), obj.get("popularity"))
+                    pick_image(obj.get("images")), obj.get("popularity"))
 
 
 def parse_track(obj: dict[str, Any]) -> TrackIn:
@@ -82,7 +97,8 @@ def parse_track(obj: dict[str, Any]) -> TrackIn:
         name=obj.get("name") or "Unknown track",
         artists=artists,
         album=AlbumIn(album.get("id"), album.get("name") or "Unknown album",
-                      album.get("release_date"), _image(album.get("images"))) if album else None,
+                      album.get("release_date"), pick_image(album.get("images")))
+        if album else None,
         duration_ms=obj.get("duration_ms"),
         explicit=obj.get("explicit"),
     )

@@ -10,7 +10,8 @@ Where things are:
 - listening.py: whose stream, late plays and top items (the model is mtm.spotify.listener);
 - state.py: the SQLite state file (tokens, playlists); faults.py: switches, log, transport;
 - pages.py: the HTML pages (authorize, and /open/{kind}/{id} standing in for
-  open.spotify.com); users.py: the accounts; wire.py: errors and formats.
+  open.spotify.com); images.py: generated album and artist images (/image/{id}, as
+  i.scdn.co's); users.py: the accounts; wire.py: errors and formats.
 """
 
 from mtm.spotify.emulator.core import IN_PROCESS_BASE, Emulator

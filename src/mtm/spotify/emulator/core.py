@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute
 from mtm.spotify.catalogue import BASE_ARTISTS, Catalogue
 from mtm.spotify.emulator.accounts import Accounts
 from mtm.spotify.emulator.faults import EmulatorTransport, Fault, FaultMiddleware, Faults
+from mtm.spotify.emulator.images import Images
 from mtm.spotify.emulator.listening import Listening
 from mtm.spotify.emulator.objects import Objects
 from mtm.spotify.emulator.pages import OpenPages
@@ -58,6 +59,7 @@ class Emulator:
         self.api = WebApi(self)
         self.playlist_api = PlaylistApi(self)
         self.open_pages = OpenPages(self)
+        self.images = Images(self)
         self.app = Starlette(
             routes=[*self.browser_routes(), *self.accounts.api_routes(), *self.api.routes(),
                     *self.playlist_api.routes()],
@@ -73,8 +75,9 @@ class Emulator:
         return EmulatorTransport(self.app, self.faults)
 
     def browser_routes(self) -> list[BaseRoute]:
-        """The GET-only pages a browser needs: authorize, its decision, and /open/... pages."""
-        return [*self.accounts.browser_routes(), *self.open_pages.routes()]
+        """What a browser loads: authorize, its decision, /open/... pages and /image/... SVGs."""
+        return [*self.accounts.browser_routes(), *self.open_pages.routes(),
+                *self.images.routes()]
 
     def close(self) -> None:
         """Close the state database; the emulator cannot answer requests afterwards."""

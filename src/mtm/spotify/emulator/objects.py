@@ -8,6 +8,7 @@ from urllib.parse import quote_plus
 from starlette.requests import Request
 
 from mtm.spotify.catalogue import Album, Artist, Catalogue, Track, spotify_id
+from mtm.spotify.emulator.images import image_list
 from mtm.spotify.emulator.state import Playlist
 from mtm.spotify.emulator.users import EmulatedUser
 from mtm.spotify.emulator.wire import iso_seconds, snapshot
@@ -46,7 +47,7 @@ class Objects:
     def artist_full(self, base: str, artist: Artist) -> dict[str, Any]:
         """A full artist; genres may be missing in development mode."""
         data = self.artist_simple(base, artist)
-        data["images"] = []
+        data["images"] = image_list(origin(base), "artist", artist.spotify_id)
         if not self.omit_artist_details:
             data["genres"] = list(artist.genres)
         return data
@@ -59,9 +60,10 @@ class Objects:
         return {"album_type": "single" if total <= 3 else "album", "total_tracks": total,
                 "artists": [self.artist_simple(base, artist)],
                 "external_urls": {"spotify": f"{OPEN_SPOTIFY}/album/{ident}"},
-                "href": f"{base}/albums/{ident}", "id": ident, "images": [],
-                "name": album.name, "release_date": album.release_date,
-                "release_date_precision": "day", "type": "album", "uri": f"spotify:album:{ident}"}
+                "href": f"{base}/albums/{ident}", "id": ident,
+                "images": image_list(origin(base), "album", ident), "name": album.name,
+                "release_date": album.release_date, "release_date_precision": "day",
+                "type": "album", "uri": f"spotify:album:{ident}"}
 
     def track_full(self, base: str, track: Track) -> dict[str, Any]:
         """A full track."""
@@ -186,3 +188,8 @@ def paging(request: Request, items: list, *, total: int, limit: int,
 def api_base(request: Request) -> str:
     """The Web API's base URL as this request reached it."""
     return str(request.base_url).rstrip("/") + "/v1"
+
+
+def origin(base: str) -> str:
+    """The emulator's origin from the Web API's base URL: its images are served there."""
+    return base.removesuffix("/v1")
