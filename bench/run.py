@@ -244,6 +244,13 @@ def period_paths() -> list[str]:
             f"/analytics?from={year - 3}-03-14&to={year}-03-13", f"/review?year={year}"]
 
 
+def lookup_paths() -> list[str]:
+    """Search, the plays list filtered by a name and by a year, and a year's calendar."""
+    year = time.gmtime().tm_year - 1
+    return ["/search?q=love", "/search?q=e", "/plays?q=night",
+            f"/plays?from={year}-01-01&to={year}-12-31", f"/calendar?year={year}"]
+
+
 def entity_paths(client: httpx.Client) -> list[tuple[str, str]]:
     """The pages of the most played artist, album and track of all time."""
     page = client.get("/analytics?range=all").text
@@ -273,6 +280,10 @@ def bench_pages(data_dir: Path, runs: int, cold_runs: int) -> list[Row]:
         for path in period_paths():
             for shape, headers in (("page", {}), ("fragment", HX)):
                 rows.append(Row(path, shape + " (cache hit: a repeat of the same request)",
+                                measure(client, path, headers, runs)))
+        for path in lookup_paths():
+            for shape, headers in (("page", {}), ("fragment", HX)):
+                rows.append(Row(path, shape + " (computed every time: not cached)",
                                 measure(client, path, headers, runs)))
         entities = entity_paths(client)
         for path, label in entities:
