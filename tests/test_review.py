@@ -118,3 +118,18 @@ async def test_analytics_of_a_year_links_to_its_review(client: httpx.AsyncClient
     await sign_in(client)
     page = (await client.get("/analytics?year=2026")).text
     assert re.search(r'href="[^"]*/review\?year=2026">2026 in review</a>', page)
+
+
+def test_a_review_is_cached_until_the_history_changes(conn: sqlite3.Connection,
+                                                      user_id: int) -> None:
+    from mtm.cache import Cache
+
+    _history(conn, user_id)
+    cache = Cache()
+    first = review.load(conn, user_id, {"year": "2025"}, cache=cache, now=NOW)
+    again = review.load(conn, user_id, {"year": "2025"}, cache=cache, now=NOW)
+    assert again.discoveries is first.discoveries
+    history.add_plays(conn, user_id, [make_play(utc(2025, 3, 11, 15, 0), 40)])
+    fresh = review.load(conn, user_id, {"year": "2025"}, cache=cache, now=NOW)
+    assert fresh.biggest_day == (date(2025, 3, 11), 6, 18)
+    assert [a.name for a in fresh.discoveries][:1] == ["Artist 1"] and len(fresh.discoveries) == 3

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from xml.sax.saxutils import escape
 
-from mtm import analytics, listening, preferences
+from mtm import analytics, history, listening, preferences
 from mtm.analytics import Analytics, Refused
 from mtm.cache import Cache
 from mtm.listening import Ranked
@@ -110,12 +110,20 @@ def load(conn: sqlite3.Connection, user_id: int, query: Mapping[str, str], *,
     if isinstance(data, Refused):
         return data
     period = data.period
+    # The analytics are cached already; the records and discoveries on top of them too.
+    key = ("review", user_id, history.history_version(conn, user_id), data.timezone, period,
+           data.today)
+    if cache is not None and (hit := cache.get(key)) is not None:
+        return replace(hit, data=data)
     days = listening.day_totals(conn, user_id, period.first, period.last)
     played = [day for day, (plays, _) in days.items() if plays]
     start = local_midnight(period.first, data.timezone)
     end = local_midnight(period.last + timedelta(days=1), data.timezone)
-    return Review(data, biggest_day(conn, user_id, period.first, period.last),
-                  longest_run(played), discoveries(conn, user_id, start, end))
+    found = Review(data, biggest_day(conn, user_id, period.first, period.last),
+                   longest_run(played), discoveries(conn, user_id, start, end))
+    if cache is not None:
+        cache.put(key, found)
+    return found
 
 
 # --- the shareable image ---------------------------------------------------------------------
