@@ -100,3 +100,16 @@ def test_months_before_clamps_to_the_end_of_shorter_months() -> None:
     assert periods.months_before(date(2024, 8, 31), 6) == date(2024, 2, 29)
     assert periods.months_before(date(2026, 1, 15), 1) == date(2025, 12, 15)
     assert periods.months_before(date(2026, 11, 22), 12) == date(2025, 11, 22)
+
+
+def test_whole_history_totals_match_the_plays(conn: sqlite3.Connection, user_id: int) -> None:
+    plays = [make_play(NOON + i * 600, i % 23, ms=20_000 + i * 1000) for i in range(60)]
+    history.add_plays(conn, user_id, plays)
+    tracks, artists, albums = listening.whole_history_totals(conn, user_id)
+    rows = listening.per_track(conn, user_id, 0, 2**40)
+    def same(a: list, b: list) -> bool:
+        return sorted(map(tuple, a)) == sorted(map(tuple, b))
+
+    assert same(tracks, listening.track_totals(rows))
+    assert same(artists, listening.artist_totals(rows))
+    assert same(albums, listening.album_totals(rows))

@@ -416,10 +416,13 @@ def compute(conn: sqlite3.Connection, user_id: int, period: Period, now: datetim
     whole = period.kind == "range" and period.key == "all"
     days = listening.day_totals(conn, user_id, period.first, period.last)
     totals = _totals(days)
-    track_rows = listening.per_track(conn, user_id, None if whole else start, end)
-    artists = listening.artist_totals(track_rows)
-    albums = listening.album_totals(track_rows)
-    tracks = listening.track_totals(track_rows)
+    if whole:
+        tracks, artists, albums = listening.whole_history_totals(conn, user_id)
+    else:
+        track_rows = listening.per_track(conn, user_id, start, end)
+        artists = listening.artist_totals(track_rows)
+        albums = listening.album_totals(track_rows)
+        tracks = listening.track_totals(track_rows)
     genres, coverage = _genres(artists, listening.artist_genres(conn, user_id))
     new_artists, new_count, share = _discoveries(
         artists, listening.first_heard(conn, user_id), start, end, timezone, period)

@@ -324,6 +324,20 @@ def per_track(conn: sqlite3.Connection, user_id: int, start: int | None, end: in
         (user_id, start, end)).fetchall()
 
 
+def whole_history_totals(conn: sqlite3.Connection, user_id: int
+                         ) -> tuple[list[Totals], list[Totals], list[Totals]]:
+    """(track, artist, album) totals of the whole history, straight from the rollups."""
+    tracks = conn.execute("SELECT track_id, plays, ms_played FROM user_tracks WHERE user_id = ?",
+                          (user_id,)).fetchall()
+    artists = conn.execute("SELECT artist_id, plays, ms_played FROM user_artists "
+                           "WHERE user_id = ?", (user_id,)).fetchall()
+    albums = conn.execute(
+        "SELECT t.album_id, sum(ut.plays), sum(ut.ms_played) FROM user_tracks ut "
+        "JOIN tracks t ON t.id = ut.track_id WHERE ut.user_id = ? AND t.album_id IS NOT NULL "
+        "GROUP BY t.album_id", (user_id,)).fetchall()
+    return tracks, artists, albums
+
+
 def first_heard(conn: sqlite3.Connection, user_id: int) -> dict[int, int]:
     """When each of the user's artists was first played (UTC seconds)."""
     return dict(conn.execute("SELECT artist_id, first_played FROM user_artists "
