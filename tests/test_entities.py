@@ -147,3 +147,33 @@ def test_pages_are_cached_until_the_history_changes(conn: sqlite3.Connection,
     history.add_plays(conn, user_id, [make_play(utc(2026, 3, 20, 12, 0), 1)])
     fresh = entities.load(conn, user_id, "album", ids["album 0"], cache=cache)
     assert fresh is not first and fresh.plays == first.plays + 1
+
+
+def test_a_track_learning_its_album_takes_its_months_along(conn: sqlite3.Connection,
+                                                           user_id: int) -> None:
+    from mtm.history import AlbumIn, ArtistIn, PlayIn, TrackIn
+
+    artist = ArtistIn("artistlate0000000001", "Late Artist")
+    named_only = TrackIn("tracklate00000000001", "Late Track", (artist,),
+                         AlbumIn(None, "Late Album (by name)"), 200_000)
+    history.add_plays(conn, user_id, [PlayIn(utc(2026, 2, 3, 12, i), named_only, 200_000,
+                                             "export") for i in range(3)])
+    old = conn.execute("SELECT album_id FROM tracks WHERE spotify_id = ?",
+                       ("tracklate00000000001",)).fetchone()[0]
+    # The API names the album with its id: a new album row, and the track moves to it.
+    with_album = TrackIn("tracklate00000000001", "Late Track", (artist,),
+                         AlbumIn("albumlate00000000001", "Late Album"), 200_000)
+    history.add_plays(conn, user_id, [PlayIn(utc(2026, 2, 4, 12, 0), with_album, 200_000,
+                                             "api")])
+    new = conn.execute("SELECT album_id FROM tracks WHERE spotify_id = ?",
+                       ("tracklate00000000001",)).fetchone()[0]
+    assert new != old
+    page = entities.load(conn, user_id, "album", new)
+    assert [(m.label, m.plays, m.rank) for m in page.months] == [("Feb 2026", 4, 1)]
+    months = conn.execute("SELECT album_id, plays FROM album_months WHERE plays > 0").fetchall()
+    assert [tuple(m) for m in months] == [(new, 4)]
+    # What the rollups keep on write is what a rebuild finds.
+    before = conn.execute("SELECT * FROM album_months WHERE plays > 0 ORDER BY 2, 3").fetchall()
+    history.rebuild_rollups(conn, user_id)
+    after = conn.execute("SELECT * FROM album_months ORDER BY 2, 3").fetchall()
+    assert [tuple(r) for r in after] == [tuple(r) for r in before]

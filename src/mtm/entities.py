@@ -1,7 +1,8 @@
 """Artist, album and track pages: one thing followed through a user's whole history.
 
 Totals come from the per-user rollups, listening over time and the monthly rank from the
-per-month rollups (artist_months, track_months: a rank is a range count on an index), and
+per-month rollups (artist_months, album_months, track_months: a rank is a range count on
+an index), and
 Spotify's own top-list rank from the stored daily snapshots. Only the hour and weekday
 profile reads the plays themselves, through the indexes by artist and by track.
 """
@@ -174,49 +175,19 @@ def totals(conn: sqlite3.Connection, user_id: int, kind: str, ids: list[int]
     return row[0], row[1], row[2], row[3]
 
 
-def monthly(conn: sqlite3.Connection, user_id: int, kind: str, ids: list[int]
+def monthly(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int
             ) -> dict[str, tuple[int, int, int | None]]:
     """Per played month "YYYY-MM": (plays, ms, rank among everything of its kind that month)."""
-    if kind == "album":
-        return _album_months(conn, user_id, ids)
-    table, column = ("artist_months", "artist_id") if kind == "artist" else ("track_months",
-                                                                            "track_id")
+    table, column = {"artist": ("artist_months", "artist_id"),
+                     "album": ("album_months", "album_id"),
+                     "track": ("track_months", "track_id")}[kind]
     return {month: (plays, ms, rank if plays else None) for month, plays, ms, rank in
             conn.execute(
                 f"""SELECT m.month, m.plays, m.ms_played,
                            (SELECT count(*) FROM {table} o WHERE o.user_id = m.user_id
                               AND o.month = m.month AND o.plays > m.plays) + 1
                     FROM {table} m WHERE m.user_id = ? AND m.{column} = ?""",
-                (user_id, ids[0]))}
-
-
-def _album_months(conn: sqlite3.Connection, user_id: int, ids: list[int]
-                  ) -> dict[str, tuple[int, int, int | None]]:
-    # Albums have no monthly rollup (a track's album can be learned later): the album's
-    # months are summed from its tracks', and its rivals' from every track of those months.
-    marks = ",".join("?" * len(ids))
-    own: dict[str, list[int]] = {}
-    # No GROUP BY: summed here, so SQLite reads the album's rows by the primary key.
-    for month, plays, ms in conn.execute(
-            f"SELECT month, plays, ms_played FROM track_months WHERE user_id = ? "
-            f"AND track_id IN ({marks})", (user_id, *ids)):
-        entry = own.setdefault(month, [0, 0])
-        entry[0] += plays
-        entry[1] += ms
-    album_id = conn.execute("SELECT album_id FROM tracks WHERE id = ?", (ids[0],)).fetchone()[0]
-    played = sorted(month for month, (plays, _) in own.items() if plays)
-    rivals: dict[str, list[int]] = {month: [] for month in played}
-    if played:
-        for month, album, plays in conn.execute(
-                f"""SELECT m.month, t.album_id, sum(m.plays) FROM track_months m
-                    JOIN tracks t ON t.id = m.track_id
-                    WHERE m.user_id = ? AND m.month IN ({",".join("?" * len(played))})
-                      AND t.album_id IS NOT NULL
-                    GROUP BY m.month, t.album_id""", (user_id, *played)):
-            if album != album_id:
-                rivals[month].append(plays)
-    return {month: (plays, ms, (sum(1 for p in rivals[month] if p > plays) + 1) if plays
-                    else None) for month, (plays, ms) in own.items()}
+                (user_id, subject_id))}
 
 
 def spotify_ranks(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int
@@ -304,8 +275,7 @@ def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int, *,
          cache: Cache | None = None) -> Page | None:
     """The page of an artist, album or track the user has played, or None.
 
-    Cached under the history version: an album ranks against every album of every month
-    it was played in, which takes a moment on a long history.
+    Cached under the history version, like the analytics it sits beside.
     """
     prefs = preferences.load(conn, user_id)
     key = ("entity", user_id, history.history_version(conn, user_id), prefs.timezone,
@@ -333,7 +303,7 @@ def _compute(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
     timezone = prefs.timezone
     zone = ZoneInfo(timezone)
     first_at, last_at = datetime.fromtimestamp(first, zone), datetime.fromtimestamp(last, zone)
-    by_month = monthly(conn, user_id, kind, ids)
+    by_month = monthly(conn, user_id, kind, subject_id)
     spotify = {} if kind == "album" else spotify_ranks(conn, user_id, kind, subject_id)
     months = []
     for start in month_starts(first_at.date(), last_at.date()):

@@ -35,7 +35,8 @@ FORMATS = {
 # backup index (a restore must not resurrect files that no longer exist).
 USER_TABLES = ("preferences", "imports", "plays", "user_tracks", "user_artists",
                "listening_days", "listening_hours", "listening_weekhours", "listening_months",
-               "artist_months", "track_months", "top_snapshots", "sync_runs", "playlists")
+               "artist_months", "track_months", "album_months", "top_snapshots", "sync_runs",
+               "playlists")
 # Rows hanging off this user's playlists, copied when the table exists.
 PLAYLIST_CHILD_TABLES = ("playlist_tracks",)
 SECRET_TABLES = ("tokens", "oauth_states")

@@ -15,10 +15,11 @@ from mtm.identity import PLAY_MS
 SOURCES = ("api", "export", "account", "demo")
 # Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
 # 2: plays count streams of 30 s or more only, and listening_months joins the rollups.
-# 3: artist_months and track_months (artist, album and track pages).
-ROLLUPS_VERSION = 3
+# 3: artist_months and track_months (artist, album and track pages).  4: album_months.
+ROLLUPS_VERSION = 4
 ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours",
-                 "listening_weekhours", "listening_months", "artist_months", "track_months")
+                 "listening_weekhours", "listening_months", "artist_months", "track_months",
+                 "album_months")
 
 
 @dataclass(frozen=True)
@@ -434,6 +435,12 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
            WHERE true GROUP BY artist_id, month
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                ms_played = ms_played + excluded.ms_played""",
+        """INSERT INTO album_months (user_id, album_id, month, plays, ms_played)
+           SELECT ?, t.album_id, i.month, sum(i.plays), sum(i.ms) FROM incoming_months i
+           JOIN tracks t ON t.id = i.track_id WHERE t.album_id IS NOT NULL
+           GROUP BY t.album_id, i.month
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""",
     )
     for statement in rollups:
         conn.execute(statement, (user_id,))
@@ -503,6 +510,12 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
                 f"INSERT INTO {table} (user_id, {column}, month, plays, ms_played) "
                 "VALUES (?, ?, ?, ?, ?)",
                 [(user_id, *key, *values) for key, values in totals.items()])
+        conn.execute(
+            """INSERT INTO album_months (user_id, album_id, month, plays, ms_played)
+               SELECT m.user_id, t.album_id, m.month, sum(m.plays), sum(m.ms_played)
+               FROM track_months m JOIN tracks t ON t.id = m.track_id
+               WHERE m.user_id = ? AND t.album_id IS NOT NULL GROUP BY t.album_id, m.month""",
+            (user_id,))
         conn.execute(
             """INSERT INTO listening_days (user_id, day, plays, ms_played)
                SELECT user_id, day, sum(plays), sum(ms_played) FROM listening_hours
