@@ -48,37 +48,20 @@ async def _plays(request: Request, kind: str) -> Response:
                    "focus_first": is_partial(request)})
 
 
-@login_required
-async def artist_page(request: Request) -> Response:
-    """An artist through the user's history."""
-    return await _page(request, "artist")
+def _view(kind: str, handler, what: str):
+    """A signed-in view of one kind, for the route table."""
+    @login_required
+    async def view(request: Request) -> Response:
+        return await handler(request, kind)
+
+    view.__name__ = f"{kind}_{what}"
+    view.__doc__ = f"The {kind}'s {what.replace('_', ' ')}, through the user's history."
+    return view
 
 
-@login_required
-async def album_page(request: Request) -> Response:
-    """An album through the user's history."""
-    return await _page(request, "album")
-
-
-@login_required
-async def track_page(request: Request) -> Response:
-    """A track through the user's history."""
-    return await _page(request, "track")
-
-
-@login_required
-async def artist_plays(request: Request) -> Response:
-    """Older plays of an artist."""
-    return await _plays(request, "artist")
-
-
-@login_required
-async def album_plays(request: Request) -> Response:
-    """Older plays of an album."""
-    return await _plays(request, "album")
-
-
-@login_required
-async def track_plays(request: Request) -> Response:
-    """Older plays of a track."""
-    return await _plays(request, "track")
+artist_page = _view("artist", _page, "page")
+album_page = _view("album", _page, "page")
+track_page = _view("track", _page, "page")
+artist_plays = _view("artist", _plays, "plays")
+album_plays = _view("album", _plays, "plays")
+track_plays = _view("track", _plays, "plays")
