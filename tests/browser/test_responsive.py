@@ -144,3 +144,16 @@ def test_dark_scheme(new_context: Any, live_server: str, tmp_path: Path) -> None
     dark.get_by_role("button", name="Sign out").click()
     dark.wait_for_url(f"{live_server}/signin")
     assert _colours(dark)["background"] == dark_colours["background"]
+
+
+@pytest.mark.parametrize("width", [320, 375])
+def test_every_nav_link_is_in_view_on_a_phone(new_context: Any, live_server: str,
+                                              width: int) -> None:
+    context = new_context(viewport={"width": width, "height": 800})
+    page = sign_in(context.new_page(), live_server)
+    links = page.get_by_role("navigation", name="Main").get_by_role("link")
+    expect(links).to_have_count(5)
+    for link in links.all():
+        box = link.bounding_box()
+        assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, (
+            link.inner_text(), box)
