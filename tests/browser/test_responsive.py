@@ -155,5 +155,5 @@ def test_every_nav_link_is_in_view_on_a_phone(new_context: Any, live_server: str
     expect(links).to_have_count(5)
     for link in links.all():
         box = link.bounding_box()
-        assert box is not None and 0 <= box["x"] and box["x"] + box["width"] <= width, (
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (
             link.inner_text(), box)
