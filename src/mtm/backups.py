@@ -114,12 +114,16 @@ class DataCounts:
     # Records of playlists the Playlists page no longer lists (deleted from Spotify here,
     # or never made there); `playlists` counts only the listed ones. Clearing removes both.
     unlisted_playlists: int = 0
+    # Streams kept out of the figures by hiding rules, and the rules.
+    hidden: int = 0
+    hide_rules: int = 0
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to delete."""
         return not (self.plays or self.short_streams or self.snapshots or self.sync_runs
-                    or self.playlists or self.unlisted_playlists or self.imports)
+                    or self.playlists or self.unlisted_playlists or self.imports
+                    or self.hidden or self.hide_rules)
 
     def period(self, timezone: str) -> str:
         """The dates of the first and the last play, on the user's calendar."""
@@ -266,7 +270,9 @@ def data_counts(conn: sqlite3.Connection, user_id: int) -> DataCounts:
         unlisted_playlists=one("SELECT count(*) FROM playlists WHERE user_id = ? "
                                "AND (deleted_at IS NOT NULL OR spotify_id IS NULL)"),
         first_played=first, last_played=last, short_streams=streams - plays,
-        imports=one("SELECT count(*) FROM imports WHERE user_id = ?"))
+        imports=one("SELECT count(*) FROM imports WHERE user_id = ?"),
+        hidden=one("SELECT count(*) FROM hidden_plays WHERE user_id = ?"),
+        hide_rules=one("SELECT count(*) FROM hide_rules WHERE user_id = ?"))
 
 
 def last_cleared(conn: sqlite3.Connection, user_id: int) -> int | None:
@@ -535,6 +541,42 @@ def _restore_imports(conn: sqlite3.Connection, user_id: int, owner: int) -> None
         conn.execute("INSERT INTO temp.map_imports VALUES (?, ?)", (row[0], new[0]))
 
 
+def _restore_hiding(conn: sqlite3.Connection, user_id: int, owner: int) -> None:
+    """Copy the backup's hiding rules and the plays they hide (older backups have neither)."""
+    if not {"hide_rules", "hidden_plays"} <= _tables(conn, "backup"):
+        return
+    _map_table(conn, "map_rules")
+    maps = {"track": "map_tracks", "album": "map_albums", "artist": "map_artists"}
+    for old, kind, target, uri, starts, ends, created in conn.execute(
+            """SELECT id, kind, target_id, context_uri, starts_at, ends_at, created_at
+               FROM backup.hide_rules WHERE user_id = ? ORDER BY id""", (owner,)).fetchall():
+        if kind in maps:
+            mapped = conn.execute(f"SELECT new FROM temp.{maps[kind]} WHERE old = ?",
+                                  (target,)).fetchone()
+            if mapped is None:
+                raise InvalidBackup("The backup's hiding rules name music it does not contain.")
+            target = mapped[0]
+        new = conn.execute(
+            """INSERT INTO main.hide_rules (user_id, kind, target_id, context_uri, starts_at,
+                                            ends_at, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id""",
+            (user_id, kind, target, uri, starts, ends, created)).fetchone()[0]
+        conn.execute("INSERT INTO temp.map_rules VALUES (?, ?)", (old, new))
+    hidden = conn.execute(
+        """INSERT INTO main.hidden_plays (user_id, played_at, record_key, track_id, artist_id,
+                                          ms_played, source, context_uri, skipped, import_id,
+                                          rule_id)
+           SELECT ?, h.played_at, h.record_key, mt.new, ma.new, h.ms_played, h.source,
+                  h.context_uri, h.skipped, mi.new, mr.new
+           FROM backup.hidden_plays h JOIN temp.map_tracks mt ON mt.old = h.track_id
+           JOIN temp.map_artists ma ON ma.old = h.artist_id
+           JOIN temp.map_rules mr ON mr.old = h.rule_id
+           LEFT JOIN temp.map_imports mi ON mi.old = h.import_id WHERE h.user_id = ?""",
+        (user_id, owner)).rowcount
+    if hidden != conn.execute("SELECT count(*) FROM backup.hidden_plays").fetchone()[0]:
+        raise InvalidBackup("The backup's hidden plays point at music it does not contain.")
+
+
 def _restore_rows(conn: sqlite3.Connection, user_id: int) -> int:
     """Replace the user's rows with the attached backup's; return the plays restored
     (streams of 30 s or more, as every page counts them)."""
@@ -555,6 +597,7 @@ def _restore_rows(conn: sqlite3.Connection, user_id: int) -> int:
     expected = conn.execute("SELECT count(*) FROM backup.plays").fetchone()[0]
     if restored != expected:
         raise InvalidBackup("The backup's plays point at tracks it does not contain.")
+    _restore_hiding(conn, user_id, owner)
     conn.execute(
         """INSERT INTO main.top_snapshots (user_id, taken_on, kind, time_range, rank, track_id,
                                            artist_id)

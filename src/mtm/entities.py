@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from mtm import history, listening, preferences
+from mtm import hiding, history, listening, preferences
 from mtm.cache import Cache
 from mtm.listening import Cursor, Ranked, RecentPlay
 from mtm.periods import month_starts
@@ -271,9 +271,17 @@ def _profile(times: list[int], timezone: str) -> tuple[list[int], list[int]]:
     return hours, weekdays
 
 
+@dataclass(frozen=True)
+class Hidden:
+    """An artist, album or track whose plays a hiding rule keeps out of every page."""
+
+    name: str
+
+
 def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int, *,
-         cache: Cache | None = None) -> Page | None:
-    """The page of an artist, album or track the user has played, or None.
+         cache: Cache | None = None) -> Page | Hidden | None:
+    """The page of an artist, album or track the user has played; Hidden when all its plays
+    are hidden; None when the user never played it.
 
     Cached under the history version, like the analytics it sits beside.
     """
@@ -283,7 +291,10 @@ def load(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int, *,
     if cache is not None and (hit := cache.get(key)) is not None:
         return hit
     page = _compute(conn, user_id, kind, subject_id, prefs)
-    if cache is not None and page is not None:
+    if page is None:
+        name = hiding.hidden_name(conn, user_id, kind, subject_id)
+        return None if name is None else Hidden(name)
+    if cache is not None:
         cache.put(key, page)
     return page
 

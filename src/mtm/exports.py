@@ -36,7 +36,7 @@ FORMATS = {
 USER_TABLES = ("preferences", "imports", "plays", "user_tracks", "user_artists",
                "listening_days", "listening_hours", "listening_weekhours", "listening_months",
                "artist_months", "track_months", "album_months", "top_snapshots", "sync_runs",
-               "playlists")
+               "playlists", "hide_rules", "hidden_plays")
 # Rows hanging off this user's playlists, copied when the table exists.
 PLAYLIST_CHILD_TABLES = ("playlist_tracks",)
 SECRET_TABLES = ("tokens", "oauth_states")
@@ -51,11 +51,14 @@ SPOTIFY_KEYS = ("ts", "platform", "ms_played", "conn_country", "ip_addr",
 # What this app knows beyond Spotify's format, under names no Spotify key will take.
 # mtm_key is the play's record key (mtm.identity), as a decimal string because JSON readers
 # in browsers lose integers beyond 2**53: importing the file again then adds nothing.
-MTM_KEYS = ("mtm_source", "mtm_key", "mtm_context_uri", "mtm_artist_uri", "mtm_album_uri")
+# mtm_hidden marks a play a hiding rule keeps out of the figures (the rules themselves travel
+# in the SQLite export and backups only).
+MTM_KEYS = ("mtm_source", "mtm_key", "mtm_context_uri", "mtm_artist_uri", "mtm_album_uri",
+            "mtm_hidden")
 
 CSV_COLUMNS = ("Ended at (UTC)", "Local date", "Local time", "Time zone", "Track", "Artist",
                "All artists", "Album", "Minutes played", "Milliseconds played", "Skipped",
-               "Source", "Spotify track URI", "Context URI")
+               "Source", "Spotify track URI", "Context URI", "Hidden")
 SOURCE_LABELS = {"api": "Spotify recently played", "export": "Spotify extended streaming history",
                  "account": "Spotify account data", "demo": "Demo data"}
 # Spreadsheets run a cell starting with these as a formula; a leading ' keeps it text.
@@ -88,6 +91,8 @@ class ExportPlay:
     album: str | None
     album_id: str | None
     artists: str | None
+    # Kept out of the figures by a hiding rule (mtm.hiding).
+    hidden: bool = False
 
 
 def file_name(fmt: str, today: date) -> str:
@@ -131,17 +136,20 @@ def _copy_user(conn: sqlite3.Connection, user_id: int) -> None:
                 _copy(conn, table, "playlist_id IN (SELECT id FROM export.playlists)")
     copied = [t for t in (*USER_TABLES, *PLAYLIST_CHILD_TABLES) if t in both]
     # The catalogue rows this user's rows point at, and nothing else of the catalogue.
+    # A hiding rule names its track, album or artist even when it hides no play now.
+    named = "SELECT target_id FROM export.hide_rules WHERE kind = '{}'"
     track_sources = " UNION ".join(
-        f"SELECT track_id FROM export.{t}" for t in copied
-        if "track_id" in _columns(conn, "export", t))
+        [f"SELECT track_id FROM export.{t}" for t in copied
+         if "track_id" in _columns(conn, "export", t)] + [named.format("track")])
     _copy(conn, "tracks", f"id IN ({track_sources})")
     _copy(conn, "track_artists", "track_id IN (SELECT id FROM export.tracks)")
-    _copy(conn, "albums", "id IN (SELECT album_id FROM export.tracks)")
+    _copy(conn, "albums",
+          f"id IN (SELECT album_id FROM export.tracks UNION {named.format('album')})")
     artist_sources = " UNION ".join(
         [f"SELECT artist_id FROM export.{t}" for t in copied
          if "artist_id" in _columns(conn, "export", t)]
         + ["SELECT artist_id FROM export.tracks", "SELECT artist_id FROM export.track_artists",
-           "SELECT artist_id FROM export.albums"])
+           "SELECT artist_id FROM export.albums", named.format("artist")])
     _copy(conn, "artists", f"id IN ({artist_sources})")
     _copy(conn, "artist_genres", "artist_id IN (SELECT id FROM export.artists)")
     _copy(conn, "genres", "id IN (SELECT genre_id FROM export.artist_genres)")
@@ -232,21 +240,27 @@ def write_snapshot(db_path: str | Path, user_id: int, dest: str | Path) -> Snaps
 
 def plays_page(conn: sqlite3.Connection, user_id: int, after: tuple[int, int],
                limit: int = PAGE_SIZE, *, with_artists: bool = False) -> list[ExportPlay]:
-    """Up to `limit` plays after the (second, record key) cursor `after`, oldest first."""
+    """Up to `limit` plays after the (second, record key) cursor `after`, oldest first.
+
+    Hidden plays are the user's data too: they come in order among the others, marked.
+    """
     artists = ("""(SELECT group_concat(name, '; ') FROM (
                        SELECT ar.name FROM track_artists ta JOIN artists ar ON ar.id = ta.artist_id
                        WHERE ta.track_id = p.track_id ORDER BY ta.position))"""
                if with_artists else "NULL")
-    rows = conn.execute(
-        f"""SELECT p.played_at, p.record_key, p.ms_played, p.source, p.context_uri, p.skipped,
-                   t.name, t.spotify_id, a.name, a.spotify_id, al.name, al.spotify_id,
-                   {artists}
-            FROM plays p JOIN tracks t ON t.id = p.track_id JOIN artists a ON a.id = p.artist_id
-            LEFT JOIN albums al ON al.id = t.album_id
-            WHERE p.user_id = ? AND (p.played_at, p.record_key) > (?, ?)
-            ORDER BY p.played_at, p.record_key LIMIT ?""",
-        (user_id, *after, limit))
-    return [ExportPlay(*row) for row in rows]
+    found = []
+    for table, hidden in (("plays", 0), ("hidden_plays", 1)):
+        found += [ExportPlay(*row) for row in conn.execute(
+            f"""SELECT p.played_at, p.record_key, p.ms_played, p.source, p.context_uri,
+                       p.skipped, t.name, t.spotify_id, a.name, a.spotify_id, al.name,
+                       al.spotify_id, {artists}, {hidden}
+                FROM {table} p JOIN tracks t ON t.id = p.track_id
+                JOIN artists a ON a.id = p.artist_id LEFT JOIN albums al ON al.id = t.album_id
+                WHERE p.user_id = ? AND (p.played_at, p.record_key) > (?, ?)
+                ORDER BY p.played_at, p.record_key LIMIT ?""",
+            (user_id, *after, limit))]
+    found.sort(key=lambda play: (play.played_at, play.record_key))
+    return found[:limit]
 
 
 async def iter_pages(db: database.Database, user_id: int, *, with_artists: bool = False,
@@ -286,7 +300,7 @@ def spotify_record(play: ExportPlay) -> dict:
     record.update(mtm_source=play.source, mtm_key=str(play.record_key),
                   mtm_context_uri=play.context_uri,
                   mtm_artist_uri=_uri("artist", play.artist_id),
-                  mtm_album_uri=_uri("album", play.album_id))
+                  mtm_album_uri=_uri("album", play.album_id), mtm_hidden=bool(play.hidden))
     return record
 
 
@@ -321,7 +335,7 @@ def csv_rows(plays: Iterable[ExportPlay], timezone: str) -> Iterable[tuple]:
                _text(p.album), f"{p.ms_played / 60000:.2f}", p.ms_played,
                "" if p.skipped is None else ("yes" if p.skipped else "no"),
                SOURCE_LABELS.get(p.source, p.source), _uri("track", p.track_id) or "",
-               _text(p.context_uri))
+               _text(p.context_uri), "yes" if p.hidden else "")
 
 
 async def stream_csv(db: database.Database, user_id: int, timezone: str,

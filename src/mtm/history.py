@@ -13,6 +13,9 @@ from mtm.db import transaction
 from mtm.identity import PLAY_MS
 
 SOURCES = ("api", "export", "account", "demo")
+# Where a user's plays are stored: counted, or hidden by one of their rules (mtm.hiding).
+# A play in either is known, so syncs and imports never store it twice.
+STORED = ("plays", "hidden_plays")
 # Raise when a migration adds or changes a rollup: start-up rebuilds users behind it.
 # 2: plays count streams of 30 s or more only, and listening_months joins the rollups.
 # 3: artist_months and track_months (artist, album and track pages).  4: album_months.
@@ -115,6 +118,18 @@ class LocalTime:
             found = (moment.date().isoformat(), moment.hour, moment.weekday())
             self._cache[bucket] = found
         return found
+
+
+def fill_local_times(conn: sqlite3.Connection, user_id: int, buckets: str,
+                     params: tuple = ()) -> None:
+    """temp.local_times: the user's local (day, hour, weekday) of each quarter hour (UTC
+    seconds // 900) that the query `buckets` gives, so the rest is done in SQL."""
+    local = LocalTime(preferences.load(conn, user_id).timezone)
+    conn.execute("DROP TABLE IF EXISTS temp.local_times")
+    conn.execute("CREATE TEMP TABLE local_times (bucket INTEGER PRIMARY KEY, day TEXT, "
+                 "hour INTEGER, weekday INTEGER)")
+    conn.executemany("INSERT INTO local_times VALUES (?, ?, ?, ?)", [
+        (bucket, *local(bucket * 900)) for (bucket,) in conn.execute(buckets, params)])
 
 
 # --- catalogue ---------------------------------------------------------------
@@ -290,7 +305,10 @@ INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming_plays (
     played_at INTEGER NOT NULL, record_key INTEGER NOT NULL, track_id INTEGER NOT NULL,
     artist_id INTEGER NOT NULL, ms_played INTEGER NOT NULL, source TEXT NOT NULL,
     context_uri TEXT, skipped INTEGER, day TEXT NOT NULL, hour INTEGER NOT NULL,
-    weekday INTEGER NOT NULL, PRIMARY KEY (played_at, record_key)) WITHOUT ROWID"""
+    weekday INTEGER NOT NULL, import_id INTEGER, PRIMARY KEY (played_at, record_key)
+    ) WITHOUT ROWID"""
+INCOMING_COLUMNS = ("played_at, record_key, track_id, artist_id, ms_played, source, "
+                    "context_uri, skipped, day, hour, weekday")
 
 
 def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -> int:
@@ -318,11 +336,13 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
                          *local(play.played_at)))
         # The first copy of a record within one batch wins, like a stored one does.
         conn.executemany(
-            "INSERT OR IGNORE INTO incoming_plays VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        conn.execute("""DELETE FROM incoming_plays WHERE EXISTS (SELECT 1 FROM plays
-                        WHERE user_id = ? AND plays.played_at = incoming_plays.played_at
-                          AND plays.record_key = incoming_plays.record_key)""", (user_id,))
-        _drop_twins(conn, user_id)
+            f"INSERT OR IGNORE INTO incoming_plays ({INCOMING_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        for table in STORED:
+            conn.execute(f"""DELETE FROM incoming_plays WHERE EXISTS (SELECT 1 FROM {table} p
+                             WHERE p.user_id = ? AND p.played_at = incoming_plays.played_at
+                               AND p.record_key = incoming_plays.record_key)""", (user_id,))
+            _drop_twins(conn, user_id, table)
         added = apply_incoming(conn, user_id)
     return added
 
@@ -330,23 +350,23 @@ def add_plays(conn: sqlite3.Connection, user_id: int, plays: Iterable[PlayIn]) -
 _TWINS = """SELECT i.played_at, i.record_key, i.source, i.ms_played,
                    p.played_at, p.record_key, p.source, p.ms_played
             FROM incoming_plays i JOIN tracks ti ON ti.id = i.track_id
-            JOIN plays p ON p.user_id = ? AND p.played_at BETWEEN i.played_at - ?
-                                                            AND i.played_at + ?
+            JOIN {table} p ON p.user_id = ? AND p.played_at BETWEEN i.played_at - ?
+                                                              AND i.played_at + ?
             JOIN tracks tp ON tp.id = p.track_id
             WHERE p.source <> i.source AND (tp.id = ti.id OR tp.match_key = ti.match_key)"""
 
 
-def _drop_twins(conn: sqlite3.Connection, user_id: int) -> None:
-    """Leave out incoming plays whose twin from another source is stored already."""
+def _drop_twins(conn: sqlite3.Connection, user_id: int, table: str) -> None:
+    """Leave out incoming plays whose twin from another source is stored in `table`."""
     span = conn.execute("SELECT min(played_at), max(played_at) FROM incoming_plays").fetchone()
     reach = identity.MINUTE + identity.MATCH_WINDOW
     if span[0] is None or conn.execute(
-            "SELECT 1 FROM plays WHERE user_id = ? AND played_at BETWEEN ? AND ? LIMIT 1",
+            f"SELECT 1 FROM {table} WHERE user_id = ? AND played_at BETWEEN ? AND ? LIMIT 1",
             (user_id, span[0] - reach, span[1] + reach)).fetchone() is None:
         return
     pairs = [((r[0], r[1]), (r[4], r[5]), identity.Moment(r[2], r[0], r[3]),
               identity.Moment(r[6], r[4], r[7]))
-             for r in conn.execute(_TWINS, (user_id, reach, reach))]
+             for r in conn.execute(_TWINS.format(table=table), (user_id, reach, reach))]
     twins = identity.assign(pairs)
     conn.executemany("DELETE FROM incoming_plays WHERE played_at = ? AND record_key = ?",
                      list(twins))
@@ -355,7 +375,8 @@ def _drop_twins(conn: sqlite3.Connection, user_id: int) -> None:
 def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None = None) -> int:
     """Store the plays in `incoming_plays` with their rollups; return how many there were.
 
-    The caller holds the transaction and has left out plays that are stored already.
+    The caller holds the transaction and has left out plays that are stored already. Plays a
+    hiding rule matches are stored hidden (mtm.hiding), outside every figure.
     """
     added = conn.execute("SELECT count(*) FROM incoming_plays").fetchone()[0]
     if not added:
@@ -363,31 +384,78 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
     # With no plays yet, rollups kept on write are complete: nothing to rebuild later.
     conn.execute("UPDATE users SET rollups_version = ? WHERE id = ? AND NOT EXISTS "
                  "(SELECT 1 FROM plays WHERE user_id = ?)", (ROLLUPS_VERSION, user_id, user_id))
+    _hide_incoming(conn, user_id, import_id)
     conn.execute(
         """INSERT INTO plays (user_id, played_at, record_key, track_id, artist_id, ms_played,
                               source, context_uri, skipped, import_id)
            SELECT ?, played_at, record_key, track_id, artist_id, ms_played, source,
-                  context_uri, skipped, ?
+                  context_uri, skipped, coalesce(?, import_id)
            FROM incoming_plays ORDER BY played_at, record_key""", (user_id, import_id))
-    # Two passes over the new plays (per track, per local hour and source); every rollup is
+    roll_incoming(conn, user_id, 1)
+    bump_version(conn, user_id)
+    conn.execute("DELETE FROM incoming_plays")
+    return added
+
+
+# Which rule hides play p (whose album is the expression `album`): the oldest of the user's
+# rules matching it (`others` may leave some out), or NULL. Per kind, a rule matches the
+# play's track, main artist, album or playing context.
+RULE_OF = """(SELECT min(r.id) FROM hide_rules r WHERE r.user_id = ? {others}
+              AND (r.starts_at IS NULL OR {p}.played_at >= r.starts_at)
+              AND (r.ends_at IS NULL OR {p}.played_at < r.ends_at)
+              AND CASE r.kind WHEN 'track' THEN {p}.track_id = r.target_id
+                              WHEN 'artist' THEN {p}.artist_id = r.target_id
+                              WHEN 'album' THEN {album} = r.target_id
+                              ELSE {p}.context_uri = r.context_uri END)"""
+
+
+def _hide_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None) -> None:
+    """Move the incoming plays a hiding rule matches to hidden_plays, as they arrive."""
+    if conn.execute("SELECT 1 FROM hide_rules WHERE user_id = ? LIMIT 1",
+                    (user_id,)).fetchone() is None:
+        return
+    rule = RULE_OF.format(p="i", album="t.album_id", others="")
+    conn.execute(
+        f"""INSERT INTO hidden_plays (user_id, played_at, record_key, track_id, artist_id,
+                                      ms_played, source, context_uri, skipped, import_id,
+                                      rule_id)
+            SELECT ?, played_at, record_key, track_id, artist_id, ms_played, source,
+                   context_uri, skipped, coalesce(?, import_id), rule FROM (
+                SELECT i.*, {rule} AS rule FROM incoming_plays i
+                JOIN tracks t ON t.id = i.track_id) WHERE rule IS NOT NULL""",
+        (user_id, import_id, user_id))
+    conn.execute("""DELETE FROM incoming_plays WHERE EXISTS (
+                        SELECT 1 FROM hidden_plays h WHERE h.user_id = ?
+                          AND h.played_at = incoming_plays.played_at
+                          AND h.record_key = incoming_plays.record_key)""", (user_id,))
+
+
+def roll_incoming(conn: sqlite3.Connection, user_id: int, sign: int) -> None:
+    """Add (sign 1) or subtract (sign -1) the plays in `incoming_plays` to the rollups.
+
+    After a subtraction, `settle_removed` puts first and last plays right and drops the
+    rows left empty.
+    """
+    # Two passes over the plays (per track, per local hour and source); every rollup is
     # summed from those, so a big import sorts its plays twice, not six times.
     for statement in (
             "DROP TABLE IF EXISTS temp.incoming_tracks",
             "DROP TABLE IF EXISTS temp.incoming_hours",
             "DROP TABLE IF EXISTS temp.incoming_months",
             """CREATE TEMP TABLE incoming_tracks AS
-               SELECT track_id, artist_id, sum(ms_played >= ?) AS plays, sum(ms_played) AS ms,
-                      min(played_at) AS first, max(played_at) AS last
+               SELECT track_id, artist_id, :sign * sum(ms_played >= :play) AS plays,
+                      :sign * sum(ms_played) AS ms, min(played_at) AS first,
+                      max(played_at) AS last
                FROM incoming_plays GROUP BY track_id, artist_id""",
             """CREATE TEMP TABLE incoming_hours AS
-               SELECT day, hour, weekday, source, sum(ms_played >= ?) AS plays,
-                      count(*) AS streams, sum(ms_played) AS ms
+               SELECT day, hour, weekday, source, :sign * sum(ms_played >= :play) AS plays,
+                      :sign * count(*) AS streams, :sign * sum(ms_played) AS ms
                FROM incoming_plays GROUP BY day, hour, weekday, source""",
             """CREATE TEMP TABLE incoming_months AS
                SELECT substr(day, 1, 7) AS month, track_id, artist_id,
-                      sum(ms_played >= ?) AS plays, sum(ms_played) AS ms
+                      :sign * sum(ms_played >= :play) AS plays, :sign * sum(ms_played) AS ms
                FROM incoming_plays GROUP BY substr(day, 1, 7), track_id, artist_id"""):
-        conn.execute(statement, (PLAY_MS,) if "?" in statement else ())
+        conn.execute(statement, {"sign": sign, "play": PLAY_MS} if ":" in statement else {})
     rollups = (
         """INSERT INTO user_tracks (user_id, track_id, plays, ms_played, first_played,
                                     last_played)
@@ -446,9 +514,44 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
         conn.execute(statement, (user_id,))
     for temp in ("incoming_tracks", "incoming_hours", "incoming_months"):
         conn.execute(f"DROP TABLE temp.{temp}")
-    bump_version(conn, user_id)
-    conn.execute("DELETE FROM incoming_plays")
-    return added
+
+
+# After plays in `incoming_plays` left the plays table: (table, key, the keys they touched).
+_EMPTIED = (
+    ("listening_days", "day", "SELECT day FROM incoming_plays"),
+    ("listening_hours", "(day, hour)", "SELECT day, hour FROM incoming_plays"),
+    ("listening_weekhours", "(weekday, hour)", "SELECT weekday, hour FROM incoming_plays"),
+    ("track_months", "(track_id, month)",
+     "SELECT track_id, substr(day, 1, 7) FROM incoming_plays"),
+    ("artist_months", "(artist_id, month)",
+     "SELECT artist_id, substr(day, 1, 7) FROM incoming_plays"),
+    ("album_months", "(album_id, month)",
+     "SELECT t.album_id, substr(i.day, 1, 7) FROM incoming_plays i "
+     "JOIN tracks t ON t.id = i.track_id"),
+)
+
+
+def settle_removed(conn: sqlite3.Connection, user_id: int) -> None:
+    """Finish subtracting the plays in `incoming_plays`: exact first and last plays, no
+    rows left for what no play remains of (as a rebuild would leave them)."""
+    for table, column, index in (("user_tracks", "track_id", "plays_user_track"),
+                                 ("user_artists", "artist_id", "plays_user_artist")):
+        touched = f"{column} IN (SELECT {column} FROM incoming_plays)"
+        conn.execute(f"""DELETE FROM {table} WHERE user_id = ? AND {touched} AND NOT EXISTS (
+                             SELECT 1 FROM plays INDEXED BY {index} WHERE plays.user_id = ?
+                               AND plays.{column} = {table}.{column})""", (user_id, user_id))
+        conn.execute(f"""UPDATE {table} SET
+                             first_played = (SELECT min(played_at) FROM plays INDEXED BY {index}
+                                 WHERE plays.user_id = ? AND plays.{column} = {table}.{column}),
+                             last_played = (SELECT max(played_at) FROM plays INDEXED BY {index}
+                                 WHERE plays.user_id = ? AND plays.{column} = {table}.{column})
+                         WHERE user_id = ? AND {touched}""", (user_id, user_id, user_id))
+    # A day, hour or month the plays emptied holds nothing now. (Streams of 0 ms leave no
+    # trace here, so a rebuild may keep a row of zeros that this drops: no figure changes.)
+    for table, key, touched in _EMPTIED:
+        conn.execute(f"DELETE FROM {table} WHERE user_id = ? AND plays = 0 AND ms_played = 0 "
+                     f"AND {key} IN ({touched})", (user_id,))
+    conn.execute("DELETE FROM listening_months WHERE user_id = ? AND streams = 0", (user_id,))
 
 
 def bump_version(conn: sqlite3.Connection, user_id: int) -> None:
@@ -539,11 +642,14 @@ def refresh_stale_rollups(conn: sqlite3.Connection) -> list[int]:
 
 
 def delete_history(conn: sqlite3.Connection, user_id: int) -> int:
-    """Delete a user's plays and rollups; return how many plays were deleted."""
+    """Delete a user's plays (hidden ones too), hiding rules and rollups; return how many
+    plays were deleted."""
     with transaction(conn):
         for table in ROLLUP_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-        deleted = conn.execute("DELETE FROM plays WHERE user_id = ?", (user_id,)).rowcount
+        deleted = sum(conn.execute(f"DELETE FROM {table} WHERE user_id = ?",
+                                   (user_id,)).rowcount for table in STORED)
+        conn.execute("DELETE FROM hide_rules WHERE user_id = ?", (user_id,))
         conn.execute("UPDATE users SET rollups_version = ? WHERE id = ?",
                      (ROLLUPS_VERSION, user_id))
         bump_version(conn, user_id)

@@ -27,9 +27,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from mtm import db as database
-from mtm import history, identity, preferences, readers
+from mtm import history, identity, readers
 from mtm.db import transaction
-from mtm.history import LocalTime
 from mtm.identity import PLAY_MS
 from mtm.spotify_export import (
     ACCOUNT,
@@ -228,14 +227,16 @@ class Stager:
         self.progress("Checking what is already stored", None, None)
         span = conn.execute("SELECT min(played_at), max(played_at) FROM staged").fetchone()
         reach = identity.MINUTE + identity.MATCH_WINDOW
-        self._stored = span[0] is not None and conn.execute(
-            "SELECT 1 FROM main.plays WHERE user_id = ? AND played_at BETWEEN ? AND ? LIMIT 1",
-            (user_id, span[0] - reach, span[1] + reach)).fetchone() is not None
-        if self._stored:
-            conn.execute("""UPDATE staged SET fate = 'present' WHERE EXISTS (
-                                SELECT 1 FROM main.plays p WHERE p.user_id = ?
-                                  AND p.played_at = staged.played_at
-                                  AND p.record_key = staged.key)""", (user_id,))
+        # Hidden plays are stored too: importing them again must not bring them back.
+        self._stored = tuple(table for table in history.STORED if span[0] is not None
+                             and conn.execute(
+            f"SELECT 1 FROM main.{table} WHERE user_id = ? AND played_at BETWEEN ? AND ? LIMIT 1",
+            (user_id, span[0] - reach, span[1] + reach)).fetchone() is not None)
+        for table in self._stored:
+            conn.execute(f"""UPDATE staged SET fate = 'present' WHERE EXISTS (
+                                 SELECT 1 FROM main.{table} p WHERE p.user_id = ?
+                                   AND p.played_at = staged.played_at
+                                   AND p.record_key = staged.key)""", (user_id,))
         self.progress("Matching plays from other sources", None, None)
         conn.execute("CREATE INDEX temp.staged_time ON staged (played_at)")
         conn.execute("CREATE INDEX temp.staged_tracks_match ON staged_tracks (match_key)")
@@ -259,18 +260,20 @@ class Stager:
         reach = identity.MINUTE + identity.MATCH_WINDOW
         conn = self.conn
         pairs = []
-        stored = () if not self._stored else conn.execute(
-            """SELECT s.n, p.played_at, p.record_key, s.played_at, s.ms, p.source, p.ms_played
-               FROM main.plays p JOIN main.tracks t ON t.id = p.track_id
-               JOIN staged s INDEXED BY staged_time
-                 ON s.played_at BETWEEN p.played_at - ? AND p.played_at + ?
-               JOIN staged_tracks st ON st.tref = s.tref
-               WHERE p.user_id = ? AND p.played_at BETWEEN ? AND ? AND p.source <> ?
-                 AND s.source = ? AND s.fate IS NULL AND st.match_key = t.match_key""",
-            (reach, reach, self.user_id, span[0] - reach, span[1] + reach, source, source))
-        for n, p_at, p_key, s_at, s_ms, p_source, p_ms in stored:
-            pairs.append((n, ("stored", p_at, p_key), identity.Moment(source, s_at, s_ms),
-                          identity.Moment(p_source, p_at, p_ms)))
+        for table in self._stored:
+            stored = conn.execute(
+                f"""SELECT s.n, p.played_at, p.record_key, s.played_at, s.ms, p.source,
+                           p.ms_played
+                    FROM main.{table} p JOIN main.tracks t ON t.id = p.track_id
+                    JOIN staged s INDEXED BY staged_time
+                      ON s.played_at BETWEEN p.played_at - ? AND p.played_at + ?
+                    JOIN staged_tracks st ON st.tref = s.tref
+                    WHERE p.user_id = ? AND p.played_at BETWEEN ? AND ? AND p.source <> ?
+                      AND s.source = ? AND s.fate IS NULL AND st.match_key = t.match_key""",
+                (reach, reach, self.user_id, span[0] - reach, span[1] + reach, source, source))
+            for n, p_at, p_key, s_at, s_ms, p_source, p_ms in stored:
+                pairs.append((n, ("stored", p_at, p_key), identity.Moment(source, s_at, s_ms),
+                              identity.Moment(p_source, p_at, p_ms)))
         marks = ",".join("?" * len(richer))
         staged = () if not richer else conn.execute(
             # CROSS JOIN keeps this source's records outside: SQLite would otherwise look
@@ -349,17 +352,12 @@ class Stager:
         self.progress("Storing the new plays", 0, self.report.stored)
         # Local days and hours per quarter hour the new plays end in (every time-zone offset
         # and daylight-saving change falls on one), so the rest is done in SQL.
-        local = LocalTime(preferences.load(conn, self.user_id).timezone)
-        conn.execute("DROP TABLE IF EXISTS temp.local_times")
-        conn.execute("CREATE TEMP TABLE local_times (bucket INTEGER PRIMARY KEY, day TEXT, "
-                     "hour INTEGER, weekday INTEGER)")
-        conn.executemany("INSERT INTO local_times VALUES (?, ?, ?, ?)", [
-            (bucket, *local(bucket * 900)) for (bucket,) in conn.execute(
-                "SELECT DISTINCT played_at / 900 FROM staged WHERE fate IS NULL")])
+        history.fill_local_times(
+            conn, self.user_id, "SELECT DISTINCT played_at / 900 FROM staged WHERE fate IS NULL")
         conn.execute(history.INCOMING)
         conn.execute("DELETE FROM incoming_plays")
         stored = conn.execute(
-            """INSERT INTO incoming_plays
+            f"""INSERT INTO incoming_plays ({history.INCOMING_COLUMNS})
                SELECT s.played_at, s.key, st.track_id, t.artist_id, s.ms, s.source,
                       s.context_uri, s.skipped, lt.day, lt.hour, lt.weekday
                FROM staged s JOIN staged_tracks st ON st.tref = s.tref

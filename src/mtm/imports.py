@@ -115,8 +115,9 @@ def undo(conn: sqlite3.Connection, user_id: int, import_id: int, now: int | None
             raise LookupError(import_id)
         if record.undone_at is not None:
             raise JobError("This import was undone already.")
-        removed = conn.execute("DELETE FROM plays WHERE user_id = ? AND import_id = ?",
-                               (user_id, import_id)).rowcount
+        # Plays hidden since are the import's too.
+        removed = sum(conn.execute(f"DELETE FROM {table} WHERE user_id = ? AND import_id = ?",
+                                   (user_id, import_id)).rowcount for table in history.STORED)
         conn.execute("UPDATE imports SET undone_at = ?, plays_removed = ? WHERE id = ?",
                      (int(now or time.time()), removed, import_id))
         # Rebuilt, not subtracted: first and last plays of each track stay exact.

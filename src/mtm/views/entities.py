@@ -26,6 +26,11 @@ async def _page(request: Request, kind: str) -> Response:
                                  cache=services.read_cache)
     if data is None:
         return error_response(request, 404, NOT_PLAYED[kind])
+    if isinstance(data, entities.Hidden):
+        return error_response(
+            request, 404, f"All your plays of “{data.name}” are hidden: a hiding rule keeps "
+            "them out of every page. Remove the rule to see them again.",
+            link=(str(request.url_for("hidden")), "Go to Hidden plays"))
     return render(request, "entity", "entity", {"data": data, "kind": kind})
 
 

@@ -24,12 +24,16 @@ MESSAGES = {
 }
 
 
-def error_response(request: Request, status_code: int, message: str | None = None) -> Response:
-    """Render the error page (or fragment for HTMX) with a clear message."""
+def error_response(request: Request, status_code: int, message: str | None = None, *,
+                   link: tuple[str, str] | None = None) -> Response:
+    """Render the error page (or fragment for HTMX) with a clear message.
+
+    `link` (URL, words) is where the message tells the user to go, beside the way Home.
+    """
     title = HTTPStatus(status_code).phrase
     text = message or MESSAGES.get(status_code, title)
     return render(request, "error", "error",
-                  {"status_code": status_code, "title": title, "message": text},
+                  {"status_code": status_code, "title": title, "message": text, "link": link},
                   status_code=status_code)
 
 
