@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from mtm import analytics, backups, exports, hiding, history, importer, imports, listening
+from mtm import (
+    analytics,
+    backups,
+    exports,
+    hiding,
+    history,
+    importer,
+    imports,
+    listening,
+    playlists,
+)
 from mtm.history import PlayIn
 from tests.conftest import make_play, make_track
 from tests.test_importer import api_play, extended, write
@@ -62,7 +72,8 @@ def test_hiding_an_artist_takes_it_out_of_every_rollup_and_back(
     artist = ident(conn, "artists", "Artist 0")
     change = hiding.add(conn, user_id, hiding.RuleIn("artist", target_id=artist), NOW)
     # Tracks 1 and 2 are Artist 0's: 5 + 1 plays of 30 s or more, and one short stream.
-    assert (change.name, change.streams, change.existed) == ("Artist 0", 7, False)
+    assert (change.name, change.streams, change.plays, change.existed) == ("Artist 0", 7, 6, False)
+    assert change.words == "6 plays and 1 short stream"
     assert len(stored(conn)) == len(plays_before) - 7
     assert len(stored(conn, "hidden_plays")) == 7
     assert_exact(conn, user_id)
@@ -279,3 +290,22 @@ def test_a_target_outside_the_history_is_refused(conn: sqlite3.Connection, user_
         hiding.add(conn, user_id, hiding.RuleIn("track", target_id=other), NOW)
     assert refused.value.status == 404
     assert hiding.rules(conn, user_id) == []
+
+
+def test_no_playlist_source_picks_a_hidden_track(conn: sqlite3.Connection, user_id: int,
+                                                 listened: list[PlayIn]) -> None:
+    now = utc(2026, 3, 30, 12)
+    sources = ("current_rotation", "recent_discoveries", "forgotten_gems", "on_this_day")
+    picked = {s: [c.name for c in playlists.candidates(conn, user_id, s, now=now)]
+              for s in sources}
+    picked["year_in_review"] = [c.name for c in playlists.candidates(
+        conn, user_id, "year_in_review", year=2026, now=now)]
+    assert "Track 1" in picked["current_rotation"] + picked["year_in_review"]
+    hiding.add(conn, user_id, hiding.RuleIn(
+        "track", target_id=ident(conn, "tracks", "Track 1")), NOW)
+    after = {s: [c.name for c in playlists.candidates(conn, user_id, s, now=now)]
+             for s in sources}
+    assert all("Track 1" not in names for names in after.values())
+    assert after["current_rotation"] == [n for n in picked["current_rotation"] if n != "Track 1"]
+    assert "Track 1" not in [c.name for c in playlists.candidates(
+        conn, user_id, "year_in_review", year=2026, now=now)]

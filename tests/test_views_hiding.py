@@ -47,8 +47,8 @@ async def test_hide_an_artist_from_its_page_and_show_it_again(client: httpx.Asyn
     assert done.status_code == 303 and done.headers["location"] == "/hidden"
     listed = unescape((await client.get("/hidden")).text)
     assert "Hidden 25 plays of “Artist 0”" in listed
-    rule = re.search(r'<tr id="rule-(\d+)">(.*?)</tr>', listed, re.S)
-    assert rule and "Artist 0" in rule.group(2) and '<td class="num">25</td>' in rule.group(2)
+    rule = re.search(r'<li class="rule" id="rule-(\d+)">(.*?)</li>', listed, re.S)
+    assert rule and "Artist 0" in rule.group(2) and "25 plays</span> hidden" in rule.group(2)
     # Its page says where its plays went, and links there.
     gone = await client.get(artist_url)
     assert gone.status_code == 404
@@ -137,7 +137,8 @@ async def test_csrf_and_other_users_rules(client: httpx.AsyncClient, app) -> Non
     token = await _csrf(client)
     await client.post("/hidden", data={"csrf_token": token, "kind": "track",
                                        "target": str(ids["Track 1"])})
-    rule = re.search(r'<tr id="rule-(\d+)">', (await client.get("/hidden")).text).group(1)
+    listed = (await client.get("/hidden")).text
+    rule = re.search(r'<li class="rule" id="rule-(\d+)">', listed).group(1)
     assert (await client.post(f"/hidden/{rule}/delete")).status_code == 403
     for missing in ("999999", "123456789012345678901"):
         response = await client.post(f"/hidden/{missing}/delete", data={"csrf_token": token})

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from mtm import history, periods, preferences
 from mtm.db import transaction
+from mtm.identity import PLAY_MS
 
 KINDS = ("track", "album", "artist", "context")
 # Contexts a play can come from; `collection` is the user's Liked Songs.
@@ -132,7 +133,16 @@ class Change:
     rule_id: int
     name: str
     streams: int
+    # Of the streams, those of 30 s or more: plays, as every page counts them.
+    plays: int = 0
     existed: bool = False
+
+    @property
+    def words(self) -> str:
+        """How much moved, as the message after it says it: "208 plays and 25 short streams"."""
+        short = self.streams - self.plays
+        text = f"{self.plays:,} play{'s' if self.plays != 1 else ''}"
+        return text + (f" and {short:,} short stream{'s' if short != 1 else ''}" if short else "")
 
 
 # --- reading the form ------------------------------------------------------------------
@@ -215,6 +225,12 @@ def _move_to_incoming(conn: sqlite3.Connection, user_id: int, table: str, where:
             WHERE {where}""", (user_id, *params)).rowcount
 
 
+def _incoming_plays(conn: sqlite3.Connection) -> int:
+    """Of the streams in incoming_plays, how many count as plays."""
+    return conn.execute("SELECT coalesce(sum(ms_played >= ?), 0) FROM incoming_plays",
+                        (PLAY_MS,)).fetchone()[0]
+
+
 def _delete_incoming_from(conn: sqlite3.Connection, user_id: int, table: str) -> None:
     conn.executemany(f"DELETE FROM {table} WHERE user_id = ? AND played_at = ? AND record_key = ?",
                      [(user_id, at, key) for at, key in conn.execute(
@@ -288,6 +304,7 @@ def add(conn: sqlite3.Connection, user_id: int, wanted: RuleIn, now: int | None 
         where, params = _matching(wanted.kind, wanted.target_id, wanted.context_uri, starts,
                                   ends)
         moved = _move_to_incoming(conn, user_id, "plays", where, params)
+        counted = _incoming_plays(conn)
         if moved:
             conn.execute(
                 """INSERT INTO hidden_plays (user_id, played_at, record_key, track_id,
@@ -301,7 +318,7 @@ def add(conn: sqlite3.Connection, user_id: int, wanted: RuleIn, now: int | None 
             conn.execute("DELETE FROM incoming_plays")
         # The rule changes what every page shows, even before it hides anything.
         history.bump_version(conn, user_id)
-    return Change(rule_id, name, moved)
+    return Change(rule_id, name, moved, counted)
 
 
 def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | None:
@@ -318,12 +335,13 @@ def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | Non
                      "WHERE rule_id = ?", (user_id, rule_id, rule_id))
         moved = _move_to_incoming(conn, user_id, "hidden_plays", "p.user_id = ? AND p.rule_id = ?",
                                   (rule_id,))
+        counted = _incoming_plays(conn)
         conn.execute("DELETE FROM hidden_plays WHERE rule_id = ?", (rule_id,))
         conn.execute("DELETE FROM hide_rules WHERE id = ?", (rule_id,))
         if moved:
             history.apply_incoming(conn, user_id)
         history.bump_version(conn, user_id)
-    return Change(rule_id, rule.name, moved)
+    return Change(rule_id, rule.name, moved, counted)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -362,7 +380,7 @@ def _names(conn: sqlite3.Connection, user_id: int, kind: str, target_id: int | N
 def rules(conn: sqlite3.Connection, user_id: int) -> list[Rule]:
     """The user's rules, newest first, each with the streams, plays and ms it hides."""
     counts = {rule: (streams, plays, ms) for rule, streams, plays, ms in conn.execute(
-        """SELECT rule_id, count(*), coalesce(sum(ms_played >= 30000), 0),
+        """SELECT rule_id, count(*), coalesce(sum(counted), 0),
                   coalesce(sum(ms_played), 0)
            FROM hidden_plays WHERE rule_id IN (SELECT id FROM hide_rules WHERE user_id = ?)
            GROUP BY rule_id""", (user_id,))}

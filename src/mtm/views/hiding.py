@@ -49,8 +49,8 @@ def _hidden_message(change: hiding.Change) -> str:
     if not change.streams:
         return (f"“{change.name}” is hidden. None of your stored plays match yet; new ones "
                 "will be hidden as they arrive.")
-    return (f"Hidden {change.streams:,} play{'s' if change.streams != 1 else ''} of "
-            f"“{change.name}”: they are out of every figure, chart and playlist now.")
+    return (f"Hidden {change.words} of “{change.name}”: they are out of every figure, "
+            "chart and playlist now.")
 
 
 @login_required
@@ -89,8 +89,7 @@ async def unhide(request: Request) -> Response:
         return error_response(request, 404, "There is no hiding rule with that number. "
                               "It may have been removed already.",
                               link=(str(request.url_for("hidden")), "Go to Hidden plays"))
-    message = (f"Showing {change.streams:,} play{'s' if change.streams != 1 else ''} of "
-               f"“{change.name}” again." if change.streams else
+    message = (f"Showing {change.words} of “{change.name}” again." if change.streams else
                f"“{change.name}” is no longer hidden.")
     if plain := redirect_after_post(request, request.url_for("hidden").path, message):
         return plain
