@@ -255,6 +255,8 @@ def _tamper(path: Path, sql: str) -> None:
     ("INSERT INTO users (spotify_id, display_name, created_at) VALUES ('x', 'X', 0)",
      "another account"),
     ("UPDATE preferences SET timezone = 'Mars/Base'", "time zone"),
+    ("INSERT INTO hidden_plays (user_id, played_at, record_key, track_id, artist_id, ms_played,"
+     " source, rule_id) VALUES (999, 1, 1, 1, 1, 1000, 'api', 1)", "another account"),
 ])
 def test_backups_are_validated_before_restoring(world: World, root: Path, change: str,
                                                 message: str) -> None:

@@ -12,6 +12,7 @@ import pytest
 from mtm import (
     analytics,
     backups,
+    demo,
     exports,
     hiding,
     history,
@@ -309,3 +310,14 @@ def test_no_playlist_source_picks_a_hidden_track(conn: sqlite3.Connection, user_
     assert after["current_rotation"] == [n for n in picked["current_rotation"] if n != "Track 1"]
     assert "Track 1" not in [c.name for c in playlists.candidates(
         conn, user_id, "year_in_review", year=2026, now=now)]
+
+
+def test_a_demo_history_all_hidden_is_not_generated_again(conn: sqlite3.Connection,
+                                                          user_id: int,
+                                                          listened: list[PlayIn]) -> None:
+    for artist in ("Artist 0", "Artist 1", "Artist 2"):
+        hiding.add(conn, user_id, hiding.RuleIn("artist", target_id=ident(conn, "artists",
+                                                                          artist)), NOW)
+    assert stored(conn) == []
+    assert demo.ensure_demo_history(conn, user_id, plays=100, years=0.1) is False
+    assert len(stored(conn, "hidden_plays")) == len(listened)

@@ -397,8 +397,10 @@ def _inspect(conn: sqlite3.Connection, spotify_id: str) -> BackupInfo:
     if len(owners) != 1 or owners[0][1] != spotify_id:
         raise InvalidBackup("This backup belongs to another account.")
     owner = owners[0][0]
-    if conn.execute("SELECT count(*) FROM plays WHERE user_id != ?", (owner,)).fetchone()[0]:
-        raise InvalidBackup("The backup holds plays of another account.")
+    for table in ("plays", "hidden_plays") if "hidden_plays" in _tables(conn) else ("plays",):
+        if conn.execute(f"SELECT count(*) FROM {table} WHERE user_id != ?",
+                        (owner,)).fetchone()[0]:
+            raise InvalidBackup("The backup holds plays of another account.")
     zone = conn.execute("SELECT timezone FROM preferences WHERE user_id = ?",
                         (owner,)).fetchone()
     if zone is not None and preferences.normalize_timezone(zone[0]) != zone[0]:

@@ -53,7 +53,9 @@ def ensure_demo_history(conn: sqlite3.Connection, user_id: int, *, plays: int = 
     It keeps the emulator's catalogue (`artists`, the small one unless `mtm demo-data`
     recorded another), so the demo starts quickly.
     """
-    if conn.execute("SELECT 1 FROM plays WHERE user_id = ? LIMIT 1", (user_id,)).fetchone():
+    # Plays all hidden are a history too: regenerating would replace them.
+    if any(conn.execute(f"SELECT 1 FROM {table} WHERE user_id = ? LIMIT 1",
+                        (user_id,)).fetchone() for table in history.STORED):
         return False
     generate_history(conn, user_id, plays=plays, years=years, artists=artists, clock=clock)
     return True
