@@ -324,15 +324,18 @@ def add(conn: sqlite3.Connection, user_id: int, wanted: RuleIn, now: int | None 
 def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | None:
     """Delete a rule and count again the plays no other rule hides; None if not the user's."""
     with transaction(conn):
-        rule = next((r for r in rules(conn, user_id) if r.id == rule_id), None)
+        owned = rules(conn, user_id)
+        rule = next((r for r in owned if r.id == rule_id), None)
         if rule is None:
             return None
         # A play another rule matches stays hidden, by that rule.
         other = history.RULE_OF.format(
             p="hidden_plays", others="AND r.id <> ?",
             album="(SELECT album_id FROM tracks WHERE id = hidden_plays.track_id)")
-        conn.execute(f"UPDATE hidden_plays SET rule_id = coalesce({other}, rule_id) "
-                     "WHERE rule_id = ?", (user_id, rule_id, rule_id))
+        if len(owned) > 1:
+            conn.execute(f"UPDATE hidden_plays SET rule_id = {other} "
+                         f"WHERE rule_id = ? AND {other} IS NOT NULL",
+                         (user_id, rule_id, rule_id, user_id, rule_id))
         moved = _move_to_incoming(conn, user_id, "hidden_plays", "p.user_id = ? AND p.rule_id = ?",
                                   (rule_id,))
         counted = _incoming_plays(conn)
