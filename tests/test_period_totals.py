@@ -74,7 +74,6 @@ def test_a_period_sums_as_its_plays_do(conn: sqlite3.Connection, user_id: int, t
         assert plain["track"], (first, last)
         assert _summed(conn) == plain, (first, last)
         found = period_totals.summed(conn, user_id, whole=False)
-        assert sorted(found.artists) == plain["artist"]
         for kind, rows in plain.items():
             assert found.counts[kind] == sum(1 for row in rows if row[1])
             for metric, ranked in found.tops[kind].items():
@@ -120,7 +119,6 @@ def test_the_whole_history_sums_as_its_plays_do(conn: sqlite3.Connection, user_i
     plain = _plain(conn, user_id, 0, 2**40)
     assert _summed(conn)["album"] == plain["album"]
     found = period_totals.summed(conn, user_id, whole=True)
-    assert sorted(found.artists) == plain["artist"]
     for kind, rows in plain.items():
         assert found.counts[kind] == sum(1 for row in rows if row[1])
         for metric, ranked in found.tops[kind].items():

@@ -317,22 +317,9 @@ def _totals(days: dict[date, tuple[int, int]]) -> Totals:
                   sum(1 for p, _ in days.values() if p))
 
 
-def _genres(artists: list[listening.Totals], genres: dict[int, list[str]]
+def _genres(weights: list[tuple[str, float, float]], covered: int, total: int
             ) -> tuple[list[Share], float]:
-    weights: dict[str, list[float]] = {}
-    covered = total = 0
-    for artist_id, plays, ms in artists:
-        total += plays
-        names = genres.get(artist_id)
-        if not names:
-            continue
-        covered += plays
-        # An artist with three genres gives each a third, so shares add up to the whole.
-        for name in names:
-            entry = weights.setdefault(name, [0.0, 0.0])
-            entry[0] += plays / len(names)
-            entry[1] += ms / 60000 / len(names)
-    shares = [Share(name, round(p, 1), round(m, 1)) for name, (p, m) in weights.items()]
+    shares = [Share(name, round(p, 1), round(m, 1)) for name, p, m in weights]
     shares.sort(key=lambda s: (-s.plays, s.name))
     if len(shares) > GENRES_SHOWN:
         rest = shares[GENRES_SHOWN - 1:]
@@ -396,8 +383,7 @@ def compute(conn: sqlite3.Connection, user_id: int, period: Period, now: datetim
     else:
         period_totals.fill(conn, user_id, timezone, period.first, period.last)
     summed = period_totals.summed(conn, user_id, whole)
-    genres, coverage = _genres(summed.artists,
-                               period_totals.artist_genres(conn, user_id, whole))
+    genres, coverage = _genres(*period_totals.genre_weights(conn, user_id, whole))
     found = period_totals.discoveries(conn, user_id, whole, period.first, period.last,
                                       timezone)
     new_artists = [(day.strftime("%b %Y"), n) for day, n in

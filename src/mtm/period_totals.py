@@ -27,9 +27,8 @@ _KINDS = ("track", "artist", "album")
 
 @dataclass(frozen=True)
 class Summed:
-    """A period's totals: every artist's, and each kind's count and tops by each metric."""
+    """A period's totals: each kind's count and tops by each metric."""
 
-    artists: list[Totals]
     counts: dict[str, int]
     tops: dict[str, dict[str, list[Ranked]]]
 
@@ -168,7 +167,7 @@ def _tuples(conn: sqlite3.Connection, sql: str, params: tuple) -> list[tuple]:
 
 
 def summed(conn: sqlite3.Connection, user_id: int, whole: bool, limit: int = TOP) -> Summed:
-    """Counts, tops with names and every artist's totals, of what `fill` summed last.
+    """Counts and tops with names of what `fill` summed last.
 
     `whole`: of the whole history (after fill_whole_history), from the per-user rollups.
     """
@@ -179,24 +178,30 @@ def summed(conn: sqlite3.Connection, user_id: int, whole: bool, limit: int = TOP
         counts[kind] = _count(conn, source, user_id)
         tops[kind] = named_rankings(conn, kind, {
             metric: _top(conn, source, user_id, metric, limit) for metric in METRICS})
-    table, key, ms, where, _ = source = sources["artist"]
-    artists = _tuples(conn, f"SELECT {key}, plays, {ms} FROM {table} a WHERE {where}",
-                      _params(source, user_id))
-    return Summed(artists, counts, tops)
+    return Summed(counts, tops)
 
 
-def artist_genres(conn: sqlite3.Connection, user_id: int, whole: bool
-                  ) -> dict[int, list[str]]:
-    """Genres of every artist of the summed totals (of the whole history: of all played)."""
-    table, key, _, where, _ = source = (_WHOLE if whole else _PERIOD)["artist"]
-    genres: dict[int, list[str]] = {}
-    for artist_id, name in _tuples(
-            conn, f"""SELECT a.{key}, g.name FROM {table} a
-                      JOIN artist_genres ag ON ag.artist_id = a.{key}
-                      JOIN genres g ON g.id = ag.genre_id WHERE {where}""",
-            _params(source, user_id)):
-        genres.setdefault(artist_id, []).append(name)
-    return genres
+def genre_weights(conn: sqlite3.Connection, user_id: int, whole: bool
+                  ) -> tuple[list[tuple[str, float, float]], int, int]:
+    """(genre, plays, minutes) of the summed totals, then plays of artists with genres, all.
+
+    An artist with three genres gives each a third, so shares add up to the whole.
+    """
+    table, key, ms, where, _ = source = (_WHOLE if whole else _PERIOD)["artist"]
+    params = _params(source, user_id)
+    weights = _tuples(
+        conn, f"""SELECT g.name, sum(a.plays * 1.0 / n.genres), sum(a.{ms} / 60000.0 / n.genres)
+                  FROM {table} a JOIN artist_genres ag ON ag.artist_id = a.{key}
+                  JOIN genres g ON g.id = ag.genre_id
+                  JOIN (SELECT artist_id, count(*) AS genres FROM artist_genres
+                        GROUP BY artist_id) n ON n.artist_id = a.{key}
+                  WHERE {where} GROUP BY g.name""", params)
+    covered, total = conn.execute(
+        f"""SELECT coalesce(sum(a.plays * EXISTS (SELECT 1 FROM artist_genres ag
+                                                  WHERE ag.artist_id = a.{key})), 0),
+                   coalesce(sum(a.plays), 0) FROM {table} a WHERE {where}""",
+        params).fetchone()
+    return weights, covered, total
 
 
 @dataclass(frozen=True)
