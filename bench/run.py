@@ -12,6 +12,10 @@ real HTTP (a keep-alive client on 127.0.0.1). Analytics is measured three ways: 
 from its cache (what a repeated request costs), with the cache off (a second server whose
 cache keeps nothing, so every request computes), and the first request after a new play.
 A sync storing new plays runs against a copy of the same big database each time.
+
+`--data DIR` keeps the data directory: built there when it holds no database yet, reused as
+it is otherwise (the "after a new play" rows add a few plays to it each run), so runs after
+the first measure without building. `--no-sync` leaves the syncs out.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -436,6 +440,9 @@ def main() -> int:
                         help="samples per computed (uncached) analytics request")
     parser.add_argument("--sync-runs", type=int, default=P95_MIN_SAMPLES,
                         help="syncs of each kind")
+    parser.add_argument("--data", metavar="DIR", type=Path,
+                        help="keep the data directory here; reuse its database when it has one")
+    parser.add_argument("--no-sync", action="store_true", help="leave the syncs out")
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--no-cache", action="store_true", help=argparse.SUPPRESS)
@@ -443,15 +450,23 @@ def main() -> int:
     if args.serve:
         serve(Path(args.serve), args.port, cache=not args.no_cache)
         return 0
-    with tempfile.TemporaryDirectory(prefix="mtm-bench-") as tmp:
-        data_dir = Path(tmp)
+    with ExitStack() as stack:
+        if args.data is None:
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mtm-bench-")))
+        else:
+            data_dir = args.data.resolve()
+            data_dir.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        made = build_history(data_dir, args.history, args.plays, args.years)
+        if (data_dir / "mtm.sqlite3").exists():
+            made = f"the history already in {data_dir}"
+        else:
+            made = build_history(data_dir, args.history, args.plays, args.years)
         generated = time.perf_counter() - started
         size = (data_dir / "mtm.sqlite3").stat().st_size / 1e6
         shape = history_shape(data_dir / "mtm.sqlite3")
         rows = bench_pages(data_dir, args.runs, args.cold_runs)
-        syncs, stored, before = bench_sync(data_dir, args.sync_runs)
+        syncs, stored, before = ([], [0], [0]) if args.no_sync else \
+            bench_sync(data_dir, args.sync_runs)
     print(f"\n{made}: {generated:.1f} s (wall, including start-up); database {size:.0f} MB, "
           f"{shape}")
     print("\nResponse times over HTTP: uvicorn on 127.0.0.1, one keep-alive client, sequential "
@@ -459,6 +474,8 @@ def main() -> int:
     print("\"cache hit\" rows repeat one request, so analytics answers from its cache; "
           "\"computed\" rows show what the work itself costs.")
     print_table(rows, "request")
+    if not syncs:
+        return 0
     print(f"\nA sync of the demo account into a fresh copy of the {size:.0f} MB database each "
           f"run: {min(before):,} streams stored before (plays and short streams), "
           f"{stored_range(stored)} new plays stored.")

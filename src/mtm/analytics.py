@@ -7,13 +7,12 @@ cached under the user's history version, so new plays are never hidden by the ca
 from __future__ import annotations
 
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import history, listening, preferences
+from mtm import history, listening, period_totals, preferences
 from mtm.cache import Cache
 from mtm.listening import METRICS, Ranked
 from mtm.periods import (
@@ -144,6 +143,8 @@ class Analytics:
     new_artists: list[tuple[str, int]]
     new_artist_count: int
     discovery_minutes_share: float | None
+    # The most played of the artists first heard in the period (the review lists them).
+    top_new_artists: list[Ranked] = field(default_factory=list)
     # The calendar years the user has plays in, for the year switch.
     years: tuple[int, ...] = ()
     # Only looked up for an empty period: whether any play exists, and a period that has some.
@@ -316,22 +317,9 @@ def _totals(days: dict[date, tuple[int, int]]) -> Totals:
                   sum(1 for p, _ in days.values() if p))
 
 
-def _genres(artists: list[listening.Totals], genres: dict[int, list[str]]
+def _genres(weights: list[tuple[str, float, float]], covered: int, total: int
             ) -> tuple[list[Share], float]:
-    weights: dict[str, list[float]] = {}
-    covered = total = 0
-    for artist_id, plays, ms in artists:
-        total += plays
-        names = genres.get(artist_id)
-        if not names:
-            continue
-        covered += plays
-        # An artist with three genres gives each a third, so shares add up to the whole.
-        for name in names:
-            entry = weights.setdefault(name, [0.0, 0.0])
-            entry[0] += plays / len(names)
-            entry[1] += ms / 60000 / len(names)
-    shares = [Share(name, round(p, 1), round(m, 1)) for name, (p, m) in weights.items()]
+    shares = [Share(name, round(p, 1), round(m, 1)) for name, p, m in weights]
     shares.sort(key=lambda s: (-s.plays, s.name))
     if len(shares) > GENRES_SHOWN:
         rest = shares[GENRES_SHOWN - 1:]
@@ -351,30 +339,6 @@ def _heatmap(cells: dict[tuple[int, int], tuple[int, int]], week_start: int
                      round(cells.get((weekday, hour), (0, 0))[1] / 60000))
             for hour in range(24)]))
     return rows
-
-
-def _discoveries(artists: list[listening.Totals], first_heard: dict[int, int], start: int,
-                 end: int, timezone: str, period: Period
-                 ) -> tuple[list[tuple[str, int]], int, float | None]:
-    zone = ZoneInfo(timezone)
-    starts = month_starts(period.first, period.last)
-    months: OrderedDict[str, int] = OrderedDict((day.strftime("%b %Y"), 0) for day in starts)
-    # Labels by (year, month): formatting a date for each of thousands of artists is slow.
-    labels = {(day.year, day.month): day.strftime("%b %Y") for day in starts}
-    new_ms = total_ms = new = 0
-    for artist_id, _, ms in artists:
-        total_ms += ms
-        first_played = first_heard[artist_id]
-        if start <= first_played < end:
-            new += 1
-            new_ms += ms
-            moment = datetime.fromtimestamp(first_played, zone)
-            label = labels.get((moment.year, moment.month))
-            if label is not None:
-                months[label] += 1
-    whole = period.kind == "range" and period.key == "all"
-    share = None if whole or not total_ms else new_ms / total_ms
-    return list(months.items()), new, share
 
 
 def compared_period(period: Period, today: date, week_start: int) -> Period | None:
@@ -411,21 +375,20 @@ def compute(conn: sqlite3.Connection, user_id: int, period: Period, now: datetim
             timezone: str, week_start: int) -> Analytics:
     """Read and assemble the analytics of one period, as it stands at `now`."""
     today = local_today(timezone, now)
-    start = local_midnight(period.first, timezone)
-    end = local_midnight(period.last + timedelta(days=1), timezone)
     whole = period.kind == "range" and period.key == "all"
     days = listening.day_totals(conn, user_id, period.first, period.last)
     totals = _totals(days)
     if whole:
-        tracks, artists, albums = listening.whole_history_totals(conn, user_id)
+        period_totals.fill_whole_history(conn, user_id)
     else:
-        track_rows = listening.per_track(conn, user_id, start, end)
-        artists = listening.artist_totals(track_rows)
-        albums = listening.album_totals(track_rows)
-        tracks = listening.track_totals(track_rows)
-    genres, coverage = _genres(artists, listening.artist_genres(conn, user_id))
-    new_artists, new_count, share = _discoveries(
-        artists, listening.first_heard(conn, user_id), start, end, timezone, period)
+        period_totals.fill(conn, user_id, timezone, period.first, period.last)
+    summed = period_totals.summed(conn, user_id, whole)
+    genres, coverage = _genres(*period_totals.genre_weights(conn, user_id, whole))
+    found = period_totals.discoveries(conn, user_id, whole, period.first, period.last,
+                                      timezone)
+    new_artists = [(day.strftime("%b %Y"), n) for day, n in
+                   zip(month_starts(period.first, period.last), found.per_month, strict=True)]
+    share = None if whole or not found.total_ms else found.new_ms / found.total_ms
     has_history, last_play, suggestion = True, None, None
     if totals.plays == 0:
         has_history, last_play = listening.last_play_day(conn, user_id, today)
@@ -438,15 +401,14 @@ def compute(conn: sqlite3.Connection, user_id: int, period: Period, now: datetim
         previous=previous_totals(conn, user_id, compared, period.last == today, timezone, now),
         series=_series(period, days, week_start, today),
         # Played: at least one stream of 30 s or more (as the dashboard counts them).
-        artists=sum(1 for a in artists if a[1]), tracks=sum(1 for t in tracks if t[1]),
-        albums=sum(1 for a in albums if a[1]),
-        top_artists=listening.named_rankings(conn, "artist", listening.rankings(artists)),
-        top_albums=listening.named_rankings(conn, "album", listening.rankings(albums)),
-        top_tracks=listening.named_rankings(conn, "track", listening.rankings(tracks)),
+        artists=summed.counts["artist"], tracks=summed.counts["track"],
+        albums=summed.counts["album"], top_artists=summed.tops["artist"],
+        top_albums=summed.tops["album"], top_tracks=summed.tops["track"],
         genres=genres, genre_coverage=coverage,
         heatmap=_heatmap(listening.weekday_hours(conn, user_id, None if whole else period.first,
                                                  period.last), week_start),
-        new_artists=new_artists, new_artist_count=new_count, discovery_minutes_share=share,
+        new_artists=new_artists, new_artist_count=found.count, discovery_minutes_share=share,
+        top_new_artists=found.top,
         has_history=has_history, suggestion=suggestion, last_play=last_play,
     )
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from xml.sax.saxutils import escape
 
 from mtm import analytics, history, listening, preferences
 from mtm.analytics import Analytics, Refused
 from mtm.cache import Cache
 from mtm.listening import Ranked
-from mtm.periods import local_midnight, local_today
+from mtm.periods import local_today
 
 TOP = 5
 # What the shareable image may hold; the user ticks which. Nothing else about them is on it.
@@ -91,14 +91,6 @@ def longest_run(days: list[date]) -> tuple[int, date | None, date | None]:
     return best
 
 
-def discoveries(conn: sqlite3.Connection, user_id: int, start: int, end: int) -> list[Ranked]:
-    """The most played artists of the period that were first heard in it."""
-    tracks = listening.per_track(conn, user_id, start, end)
-    first = listening.first_heard(conn, user_id)
-    new = [row for row in listening.artist_totals(tracks) if start <= first[row[0]] < end]
-    return listening.top(conn, "artist", new, limit=TOP)
-
-
 def load(conn: sqlite3.Connection, user_id: int, query: Mapping[str, str], *,
          cache: Cache | None = None, now: datetime | None = None) -> Review | Refused:
     """The review of the year or month a query names (this year by default)."""
@@ -117,10 +109,9 @@ def load(conn: sqlite3.Connection, user_id: int, query: Mapping[str, str], *,
         return replace(hit, data=data)
     days = listening.day_totals(conn, user_id, period.first, period.last)
     played = [day for day, (plays, _) in days.items() if plays]
-    start = local_midnight(period.first, data.timezone)
-    end = local_midnight(period.last + timedelta(days=1), data.timezone)
+    # The analytics summed the period already, with the artists first heard in it.
     found = Review(data, biggest_day(conn, user_id, period.first, period.last),
-                   longest_run(played), discoveries(conn, user_id, start, end))
+                   longest_run(played), data.top_new_artists[:TOP])
     if cache is not None:
         cache.put(key, found)
     return found
