@@ -61,12 +61,16 @@ def _summed(conn: sqlite3.Connection) -> dict[str, list[tuple[int, int, int]]]:
 
 
 @pytest.mark.parametrize("tz", ["Europe/Berlin", "Pacific/Auckland"])
-@pytest.mark.parametrize("months_from", [0, 10**9], ids=["monthly rollups", "plays only"])
+@pytest.mark.parametrize(("months_from", "by_month_below"),
+                         [(0, 0.0), (0, 1.1), (10**9, 0.0)],
+                         ids=["monthly rollups in key order", "monthly rollups by month",
+                              "plays only"])
 def test_a_period_sums_as_its_plays_do(conn: sqlite3.Connection, user_id: int, tz: str,
-                                       months_from: int, monkeypatch: pytest.MonkeyPatch
-                                       ) -> None:
+                                       months_from: int, by_month_below: float,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     _history(conn, user_id, tz)
     monkeypatch.setattr(period_totals, "MONTHS_FROM_STREAMS", months_from)
+    monkeypatch.setattr(period_totals, "BY_MONTH_BELOW", by_month_below)
     for first, last in RANGES:
         period_totals.fill(conn, user_id, tz, first, last)
         start, end = local_midnight(first, tz), local_midnight(last + timedelta(days=1), tz)

@@ -22,6 +22,9 @@ from mtm.periods import local_midnight, month_starts, next_month
 # summing the monthly rollups scans all of the user's rows in them (about 40 ms for
 # 500,000 rows), while plays cost by the stream (about 60,000 a second's 40 ms, measured).
 MONTHS_FROM_STREAMS = 60_000
+# Below this share of the user's streams, whole months are read by month (measured at 2M
+# plays: a year 15 ms by month against 41 in key order; all but one year 202 against 117).
+BY_MONTH_BELOW = 0.4
 _KINDS = ("track", "artist", "album")
 
 
@@ -63,14 +66,17 @@ def streams_in_months(conn: sqlite3.Connection, user_id: int, first: str, end: s
                         (user_id, first, end)).fetchone()[0]
 
 
-def _months_into_temp(conn: sqlite3.Connection, user_id: int, first: str, end: str) -> None:
-    # The primary keys are ordered by track and by artist: summed without sorting.
-    conn.execute("""INSERT INTO temp.period_tracks SELECT track_id, sum(plays), sum(ms_played)
-                    FROM track_months WHERE user_id = ? AND month >= ? AND month < ?
-                    GROUP BY track_id""", (user_id, first, end))
-    conn.execute("""INSERT INTO temp.period_artists SELECT artist_id, sum(plays), sum(ms_played)
-                    FROM artist_months WHERE user_id = ? AND month >= ? AND month < ?
-                    GROUP BY artist_id""", (user_id, first, end))
+def _months_into_temp(conn: sqlite3.Connection, user_id: int, first: str, end: str,
+                      share: float) -> None:
+    # The primary keys are ordered by track and by artist: the whole history is summed
+    # without sorting. A range holding a small share of the history reads its own months
+    # through the month indexes and sorts them instead (3 years of 20: 41 ms, not 55).
+    for table, column in (("track_months", "track_id"), ("artist_months", "artist_id")):
+        index = f"INDEXED BY {table}_range" if share < BY_MONTH_BELOW else ""
+        conn.execute(f"""INSERT INTO temp.period_{column[:-3]}s
+                         SELECT {column}, sum(plays), sum(ms_played) FROM {table} {index}
+                         WHERE user_id = ? AND month >= ? AND month < ? GROUP BY {column}""",
+                     (user_id, first, end))
 
 
 def _plays_into_edges(conn: sqlite3.Connection, user_id: int, start: int, end: int) -> None:
@@ -107,10 +113,12 @@ def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, las
     end = local_midnight(last + timedelta(days=1), timezone)
     months = whole_months(first, last)
     keys = (month_key(months[0]), month_key(months[1])) if months else ("", "")
-    if months is None or streams_in_months(conn, user_id, *keys) < MONTHS_FROM_STREAMS:
+    in_months = streams_in_months(conn, user_id, *keys) if months else 0
+    if months is None or in_months < MONTHS_FROM_STREAMS:
         _plays_into_edges(conn, user_id, start, end)
     else:
-        _months_into_temp(conn, user_id, *keys)
+        everything = streams_in_months(conn, user_id, "", "9999")
+        _months_into_temp(conn, user_id, *keys, in_months / max(everything, 1))
         for edge_start, edge_end in ((start, local_midnight(months[0], timezone)),
                                      (local_midnight(months[1], timezone), end)):
             if edge_start < edge_end:
