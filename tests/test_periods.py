@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -153,3 +153,19 @@ def test_a_period_is_a_value() -> None:
     a = Period("month", date(2026, 3, 1), date(2026, 3, 31), "2026-03", date(2026, 3, 31))
     assert a == parse({"month": "2026-03"}, TODAY, None) and hash(a) == hash(
         parse({"at": "2026-03-09", "unit": "month"}, TODAY, None))
+
+
+def test_utc_offsets_follow_each_change_of_the_zone() -> None:
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+    end = int(datetime(2026, 12, 31, tzinfo=UTC).timestamp())
+    spring = int(datetime(2026, 3, 29, 1, tzinfo=UTC).timestamp())
+    autumn = int(datetime(2026, 10, 25, 1, tzinfo=UTC).timestamp())
+    assert periods.utc_offsets(start, end, "Europe/Berlin") == [
+        (start, 3600), (spring, 7200), (autumn, 3600)]
+    # Lord Howe Island moves by half an hour, at 02:00 local (15:00 UTC the day before).
+    howe = periods.utc_offsets(start, end, "Australia/Lord_Howe")
+    assert [offset for _, offset in howe] == [39600, 37800, 39600]
+    assert howe[1][0] == int(datetime(2026, 4, 4, 15, tzinfo=UTC).timestamp())
+    assert periods.utc_offsets(start, end, "Asia/Kathmandu") == [(start, 20700)]
+    assert periods.utc_offsets(spring + 60, spring + 120, "Europe/Berlin") == [
+        (spring + 60, 7200)]

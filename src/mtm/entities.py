@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from mtm import hiding, history, listening, preferences
+from mtm import hiding, history, listening, periods, preferences
 from mtm.cache import Cache
 from mtm.listening import Cursor, Ranked, RecentPlay
 from mtm.periods import month_starts
@@ -218,8 +218,10 @@ def top_tracks_of(conn: sqlite3.Connection, user_id: int, kind: str, subject_id:
     """(track, plays, ms) of every track of an artist (as main artist) or an album played."""
     column = "artist_id" if kind == "artist" else "album_id"
     return conn.execute(
-        f"SELECT ut.track_id, ut.plays, ut.ms_played FROM user_tracks ut "
-        f"JOIN tracks t ON t.id = ut.track_id WHERE ut.user_id = ? AND t.{column} = ?",
+        # CROSS JOIN: the subject's tracks first, by their index, then the user's totals of
+        # each (SQLite would otherwise walk all of the user's tracks).
+        f"SELECT ut.track_id, ut.plays, ut.ms_played FROM tracks t CROSS JOIN user_tracks ut "
+        f"ON ut.user_id = ? AND ut.track_id = t.id WHERE t.{column} = ?",
         (user_id, subject_id)).fetchall()
 
 
@@ -227,47 +229,41 @@ def top_albums_of(conn: sqlite3.Connection, user_id: int, artist_id: int
                   ) -> list[listening.Totals]:
     """(album, plays, ms) of the artist's albums played, summed from their tracks."""
     return conn.execute(
-        """SELECT t.album_id, sum(ut.plays), sum(ut.ms_played) FROM user_tracks ut
-           JOIN tracks t ON t.id = ut.track_id
-           WHERE ut.user_id = ? AND t.artist_id = ? AND t.album_id IS NOT NULL
+        """SELECT t.album_id, sum(ut.plays), sum(ut.ms_played) FROM tracks t
+           CROSS JOIN user_tracks ut ON ut.user_id = ? AND ut.track_id = t.id
+           WHERE t.artist_id = ? AND t.album_id IS NOT NULL
            GROUP BY t.album_id""", (user_id, artist_id)).fetchall()
 
 
 def artist_track_ids(conn: sqlite3.Connection, user_id: int, artist_id: int) -> list[int]:
     """The user's played tracks whose main artist is this one."""
     return [t for (t,) in conn.execute(
-        "SELECT ut.track_id FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id "
-        "WHERE ut.user_id = ? AND t.artist_id = ?", (user_id, artist_id))]
+        "SELECT ut.track_id FROM tracks t CROSS JOIN user_tracks ut "
+        "ON ut.user_id = ? AND ut.track_id = t.id WHERE t.artist_id = ?", (user_id, artist_id))]
 
 
-def play_times(conn: sqlite3.Connection, user_id: int, track_ids: list[int]) -> list[int]:
-    """When each play (30 s or more) of some tracks ended, UTC seconds."""
-    # By track, whatever the page: that index holds the length, so no play row is read.
+def when_played(conn: sqlite3.Connection, user_id: int, track_ids: list[int], first: int,
+                last: int, timezone: str) -> tuple[list[int], list[int]]:
+    """Plays (30 s or more) of some tracks per local hour of day and per weekday (Monday
+    first); `first` and `last` are their first and last plays (UTC seconds)."""
+    # Counted in SQLite with the offset of each stretch between the zone's changes, so tens
+    # of thousands of plays are never read into Python.
+    stretches = periods.utc_offsets(first, last, timezone)
+    local = "played_at + CASE " + " ".join(
+        "WHEN played_at >= ? THEN ?" for _ in stretches) + " END"
+    bounds = [value for since, offset in reversed(stretches) for value in (since, offset)]
     marks = ",".join("?" * len(track_ids))
-    return [t for (t,) in conn.execute(
-        f"SELECT played_at FROM plays WHERE user_id = ? AND track_id IN ({marks}) "
-        f"AND ms_played >= 30000", (user_id, *track_ids))]
-
-
-# --- assembling ---------------------------------------------------------------------------
-
-
-def _profile(times: list[int], timezone: str) -> tuple[list[int], list[int]]:
-    """Plays per local hour of day and per weekday (Monday first)."""
-    zone = ZoneInfo(timezone)
     hours, weekdays = [0] * 24, [0] * 7
-    # One time-zone lookup per UTC hour: the offset cannot change within one.
-    offsets: dict[int, int] = {}
-    for ts in times:
-        hour = ts // 3600
-        offset = offsets.get(hour)
-        if offset is None:
-            utcoffset = datetime.fromtimestamp(hour * 3600, zone).utcoffset()
-            offset = offsets[hour] = int(utcoffset.total_seconds()) if utcoffset else 0
-        local = ts + offset
-        hours[local // 3600 % 24] += 1
+    # By track, whatever the page: that index holds the length, so no play row is read.
+    for local_at, n in conn.execute(
+            f"""SELECT local_at, count(*) FROM (
+                    SELECT {local} AS local_at FROM plays WHERE user_id = ?
+                    AND track_id IN ({marks}) AND ms_played >= 30000)
+                GROUP BY local_at / 3600 % 24, (local_at / 86400 + 3) % 7""",
+            (*bounds, user_id, *track_ids)):
+        hours[local_at // 3600 % 24] += n
         # 1 January 1970 was a Thursday (weekday 3).
-        weekdays[(local // 86400 + 3) % 7] += 1
+        weekdays[(local_at // 86400 + 3) % 7] += n
     return hours, weekdays
 
 
@@ -330,7 +326,7 @@ def _compute(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
         tops["albums"] = listening.top(conn, "album", top_albums_of(conn, user_id, subject_id),
                                        limit=TOP_SHOWN)
     tracks_played = artist_track_ids(conn, user_id, subject_id) if kind == "artist" else ids
-    hours, weekdays = _profile(play_times(conn, user_id, tracks_played), timezone)
+    hours, weekdays = when_played(conn, user_id, tracks_played, first, last, timezone)
     ordered = [(WEEKDAYS[(prefs.week_start + i) % 7], weekdays[(prefs.week_start + i) % 7])
                for i in range(7)]
     recent, cursor = listening.recent_plays(conn, user_id, timezone, limit=PLAYS_PAGE,

@@ -74,6 +74,30 @@ def week_of(day: date, week_start: int) -> date:
     return day - timedelta(days=(day.weekday() - week_start) % 7)
 
 
+def utc_offsets(start: int, end: int, timezone: str) -> list[tuple[int, int]]:
+    """(from, offset) for each stretch of [start, end] (UTC seconds) with one UTC offset.
+
+    Found day by day, then to the quarter hour: every offset change in use falls on one.
+    """
+    zone = ZoneInfo(timezone)
+
+    def offset(ts: int) -> int:
+        found = datetime.fromtimestamp(ts, zone).utcoffset()
+        return int(found.total_seconds()) if found else 0
+
+    stretches = [(start, offset(start))]
+    day = start - start % 86400
+    while day < end:
+        following = min(day + 86400, end)
+        if offset(following) != stretches[-1][1]:
+            moment = day
+            while offset(moment) == stretches[-1][1]:
+                moment += 900
+            stretches.append((max(moment, start), offset(moment)))
+        day += 86400
+    return stretches
+
+
 # --- periods ----------------------------------------------------------------------------
 
 
