@@ -11,12 +11,14 @@ request computes), and times over real HTTP:
                       second most played artist, computed, without a rule and with the most
                       played artist hidden: hiding must not slow the pages down
 
-p95 is by nearest rank and shown only for n >= 20, as in bench/run.py.
+p95 is by nearest rank and shown only for n >= 20, as in bench/run.py. `--data DIR` keeps
+(and reuses) the data directory, as bench/run.py's does; the rule is removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -89,10 +91,20 @@ def main() -> int:
     parser.add_argument("--years", type=float, default=10)
     parser.add_argument("--history", choices=("export", "demo"), default="export")
     parser.add_argument("--runs", type=int, default=20, help="samples of each request")
+    parser.add_argument("--data", metavar="DIR", type=Path,
+                        help="keep the data directory here; reuse its database when it has one")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="mtm-bench-hiding-") as tmp:
-        data_dir = Path(tmp)
-        made = build_history(data_dir, args.history, args.plays, args.years)
+    with contextlib.ExitStack() as stack:
+        if args.data is None:
+            data_dir = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="mtm-bench-hiding-")))
+        else:
+            data_dir = args.data.resolve()
+            data_dir.mkdir(parents=True, exist_ok=True)
+        if (data_dir / "mtm.sqlite3").exists():
+            made = f"the history already in {data_dir}"
+        else:
+            made = build_history(data_dir, args.history, args.plays, args.years)
         shape = history_shape(data_dir / "mtm.sqlite3")
         context = top_context(data_dir)
         rows: list[Row] = []
@@ -114,12 +126,16 @@ def main() -> int:
                 rows.append(Row("show it again", "POST, fragment", shows))
                 notes.append(f"most played context: {said}")
             token = _csrf(client)
-            client.post("/hidden", data={"csrf_token": token, "kind": "artist",
-                                         "target": first}, headers=HX).raise_for_status()
+            hidden = client.post("/hidden", data={"csrf_token": token, "kind": "artist",
+                                                  "target": first}, headers=HX)
+            hidden.raise_for_status()
             for path, label in measured:
                 rows.append(Row(f"{label} ({path})",
                                 "fragment, computed, most played artist hidden",
                                 measure(client, path, HX, args.runs)))
+            rule = re.search(r'id="rule-(\d+)"', hidden.text).group(1)
+            client.post(f"/hidden/{rule}/delete", data={"csrf_token": token},
+                        headers=HX).raise_for_status()
     print(f"\n{made}; {shape}")
     for note in notes:
         print(f"- {note}")
