@@ -384,6 +384,13 @@ async def test_top_items_are_stable_per_range(emulator, clock, http):
     assert (await top("tracks", "short_term", limit=10, offset=10)) == short[10:20]
     artists = await top("artists", "medium_term", limit=5)
     assert len(artists) == 5
+    # Computed once a day, as Spotify's are: later the same UTC day they are the same.
+    clock.advance(86400 - clock.now % 86400 - 1)
+    tokens = await access_token(emulator, http)
+    assert short == await top("tracks", "short_term", limit=50)
+    clock.advance(30 * 86400)
+    tokens = await access_token(emulator, http)
+    assert short != await top("tracks", "short_term", limit=50)
     bad = await http.get("/v1/me/top/tracks", params={"time_range": "forever"},
                          headers=bearer(tokens))
     assert bad.status_code == 400

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import threading
 
 from mtm.spotify.catalogue import Track
@@ -20,6 +21,7 @@ class Listening:
         self._lock = threading.Lock()
         # Plays a device reported late: (play, when Spotify learnt of it), per account.
         self._late: dict[str, list[tuple[EmulatedPlay, int]]] = {}
+        self._tops: dict[tuple[str, str, int], list[int]] = {}
 
     def history(self, account: str, start_ms: int, end_ms: int) -> list[EmulatedPlay]:
         """Every play of `account` ending in [start_ms, end_ms), oldest first."""
@@ -49,10 +51,20 @@ class Listening:
         """Up to 100 track or artist indices, best first, as /me/top ranks them."""
         if not user(account).listens:
             return []
-        taste = self.listener.taste
-        scores = (taste.top_artists if kind == "artists" else taste.top_tracks)(
-            time_range, now_ms / 1000)
-        return sorted(scores, key=lambda i: (-scores[i], i))[:TOP_TOTAL]
+        # Worked out once a day, as Spotify's are (mtm.spotify.listener.taste).
+        key = (kind, time_range, now_ms // 86_400_000)
+        with self._lock:
+            found = self._tops.get(key)
+        if found is None:
+            taste = self.listener.taste
+            scores = (taste.top_artists if kind == "artists" else taste.top_tracks)(
+                time_range, now_ms / 1000)
+            found = heapq.nsmallest(TOP_TOTAL, scores, key=lambda i: (-scores[i], i))
+            with self._lock:
+                if len(self._tops) >= 6:
+                    self._tops.clear()
+                self._tops[key] = found
+        return list(found)
 
     def _late_of(self, account: str) -> list[tuple[EmulatedPlay, int]]:
         with self._lock:

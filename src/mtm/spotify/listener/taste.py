@@ -84,6 +84,7 @@ class Taste:
         self._drifts: OrderedDict[int, tuple[float, ...]] = OrderedDict()
         self._weeks: OrderedDict[int, tuple[tuple[int, ...], tuple[float, ...]]] = OrderedDict()
         self._rotations: OrderedDict[int, tuple[int, ...]] = OrderedDict()
+        self._tops: dict[tuple[str, int], dict[int, float]] = {}
 
     def _prepare_tracks(self, rng: random.Random) -> None:
         """Within an artist a few tracks are the hits; albums are weighed by their tracks."""
@@ -203,7 +204,23 @@ class Taste:
     # What Spotify's top items would say
 
     def top_tracks(self, time_range: str, now: float) -> dict[int, float]:
-        """Expected share of plays per track over `time_range` up to `now` (unix seconds)."""
+        """Expected share of plays per track over `time_range` up to the start of the UTC day
+        of `now` (unix seconds).
+
+        Spotify computes top items about once a day; so does this, once per range and day.
+        """
+        day = int(now // 86400)
+        with self._lock:
+            found = self._tops.get((time_range, day))
+        if found is None:
+            found = self._top_tracks(time_range, day * 86400.0)
+            with self._lock:
+                if len(self._tops) >= 6:
+                    self._tops.clear()
+                self._tops[(time_range, day)] = found
+        return found
+
+    def _top_tracks(self, time_range: str, now: float) -> dict[int, float]:
         samples, step = TOP_SAMPLES.get(time_range, TOP_SAMPLES["medium_term"])
         scores: dict[int, float] = defaultdict(float)
         for back in range(samples):
