@@ -172,8 +172,13 @@ def test_a_track_learning_its_album_takes_its_months_along(conn: sqlite3.Connect
     assert [(m.label, m.plays, m.rank) for m in page.months] == [("Feb 2026", 4, 1)]
     months = conn.execute("SELECT album_id, plays FROM album_months WHERE plays > 0").fetchall()
     assert [tuple(m) for m in months] == [(new, 4)]
+    # The whole-history total moves too: the old album is gone.
+    totals = conn.execute("SELECT album_id, plays, ms_played FROM user_albums").fetchall()
+    assert [tuple(t) for t in totals] == [(new, 4, 800_000)]
     # What the rollups keep on write is what a rebuild finds.
     before = conn.execute("SELECT * FROM album_months WHERE plays > 0 ORDER BY 2, 3").fetchall()
     history.rebuild_rollups(conn, user_id)
     after = conn.execute("SELECT * FROM album_months ORDER BY 2, 3").fetchall()
     assert [tuple(r) for r in after] == [tuple(r) for r in before]
+    rebuilt = conn.execute("SELECT album_id, plays, ms_played FROM user_albums").fetchall()
+    assert [tuple(t) for t in rebuilt] == [tuple(t) for t in totals]

@@ -119,9 +119,10 @@ def test_whole_months() -> None:
 def test_the_whole_history_sums_as_its_plays_do(conn: sqlite3.Connection, user_id: int
                                                 ) -> None:
     _history(conn, user_id, "Europe/Berlin")
-    period_totals.fill_whole_history(conn, user_id)
     plain = _plain(conn, user_id, 0, 2**40)
-    assert _summed(conn)["album"] == plain["album"]
+    assert sorted(tuple(r) for r in conn.execute(
+        "SELECT album_id, plays, ms_played FROM user_albums WHERE user_id = ?",
+        (user_id,))) == plain["album"]
     found = period_totals.summed(conn, user_id, whole=True)
     for kind, rows in plain.items():
         assert found.counts[kind] == sum(1 for row in rows if row[1])

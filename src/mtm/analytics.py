@@ -378,9 +378,7 @@ def compute(conn: sqlite3.Connection, user_id: int, period: Period, now: datetim
     whole = period.kind == "range" and period.key == "all"
     days = listening.day_totals(conn, user_id, period.first, period.last)
     totals = _totals(days)
-    if whole:
-        period_totals.fill_whole_history(conn, user_id)
-    else:
+    if not whole:
         period_totals.fill(conn, user_id, timezone, period.first, period.last)
     summed = period_totals.summed(conn, user_id, whole)
     genres, coverage = _genres(*period_totals.genre_weights(conn, user_id, whole))

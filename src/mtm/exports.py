@@ -33,7 +33,7 @@ FORMATS = {
 }
 # This user's rows of these tables are copied; never tokens, sign-in states, leases or the
 # backup index (a restore must not resurrect files that no longer exist).
-USER_TABLES = ("preferences", "imports", "plays", "user_tracks", "user_artists",
+USER_TABLES = ("preferences", "imports", "plays", "user_tracks", "user_artists", "user_albums",
                "listening_days", "listening_hours", "listening_weekhours", "listening_months",
                "artist_months", "track_months", "album_months", "top_snapshots", "sync_runs",
                "playlists", "hide_rules", "hidden_plays")

@@ -20,9 +20,9 @@ STORED = ("plays", "hidden_plays")
 # 2: plays count streams of 30 s or more only, and listening_months joins the rollups.
 # 3: artist_months and track_months (artist, album and track pages).  4: album_months.
 ROLLUPS_VERSION = 4
-ROLLUP_TABLES = ("user_tracks", "user_artists", "listening_days", "listening_hours",
-                 "listening_weekhours", "listening_months", "artist_months", "track_months",
-                 "album_months")
+ROLLUP_TABLES = ("user_tracks", "user_artists", "user_albums", "listening_days",
+                 "listening_hours", "listening_weekhours", "listening_months", "artist_months",
+                 "track_months", "album_months")
 
 
 @dataclass(frozen=True)
@@ -473,6 +473,11 @@ def roll_incoming(conn: sqlite3.Connection, user_id: int, sign: int) -> None:
                ms_played = ms_played + excluded.ms_played,
                first_played = min(first_played, excluded.first_played),
                last_played = max(last_played, excluded.last_played)""",
+        """INSERT INTO user_albums (user_id, album_id, plays, ms_played)
+           SELECT ?, t.album_id, sum(i.plays), sum(i.ms) FROM incoming_tracks i
+           JOIN tracks t ON t.id = i.track_id WHERE t.album_id IS NOT NULL GROUP BY t.album_id
+           ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""",
         """INSERT INTO listening_days (user_id, day, plays, ms_played)
            SELECT ?, day, sum(plays), sum(ms) FROM incoming_hours WHERE true GROUP BY day
            ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
@@ -546,6 +551,11 @@ def settle_removed(conn: sqlite3.Connection, user_id: int) -> None:
                              last_played = (SELECT max(played_at) FROM plays INDEXED BY {index}
                                  WHERE plays.user_id = ? AND plays.{column} = {table}.{column})
                          WHERE user_id = ? AND {touched}""", (user_id, user_id, user_id))
+    conn.execute("""DELETE FROM user_albums WHERE user_id = ? AND album_id IN (
+                        SELECT t.album_id FROM incoming_plays i JOIN tracks t ON t.id = i.track_id)
+                    AND NOT EXISTS (SELECT 1 FROM tracks t CROSS JOIN user_tracks ut
+                                    ON ut.user_id = user_albums.user_id AND ut.track_id = t.id
+                                    WHERE t.album_id = user_albums.album_id)""", (user_id,))
     # A day, hour or month the plays emptied holds nothing now. (Streams of 0 ms leave no
     # trace here, so a rebuild may keep a row of zeros that this drops: no figure changes.)
     for table, key, touched in _EMPTIED:
@@ -578,6 +588,12 @@ def rebuild_rollups(conn: sqlite3.Connection, user_id: int) -> None:
                     SELECT user_id, {column}, sum(counted), sum(ms_played), min(played_at),
                            max(played_at)
                     FROM plays WHERE user_id = ? GROUP BY {column}""", (user_id,))
+        conn.execute(
+            """INSERT INTO user_albums (user_id, album_id, plays, ms_played)
+               SELECT ut.user_id, t.album_id, sum(ut.plays), sum(ut.ms_played)
+               FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id
+               WHERE ut.user_id = ? AND t.album_id IS NOT NULL GROUP BY t.album_id""",
+            (user_id,))
         local = LocalTime(preferences.load(conn, user_id).timezone)
         hours: dict[tuple[str, int, int], list[int]] = {}
         months: dict[tuple[str, str], list[int]] = {}

@@ -331,10 +331,8 @@ def whole_history_totals(conn: sqlite3.Connection, user_id: int
                           (user_id,)).fetchall()
     artists = conn.execute("SELECT artist_id, plays, ms_played FROM user_artists "
                            "WHERE user_id = ?", (user_id,)).fetchall()
-    albums = conn.execute(
-        "SELECT t.album_id, sum(ut.plays), sum(ut.ms_played) FROM user_tracks ut "
-        "JOIN tracks t ON t.id = ut.track_id WHERE ut.user_id = ? AND t.album_id IS NOT NULL "
-        "GROUP BY t.album_id", (user_id,)).fetchall()
+    albums = conn.execute("SELECT album_id, plays, ms_played FROM user_albums "
+                          "WHERE user_id = ?", (user_id,)).fetchall()
     return tracks, artists, albums
 
 

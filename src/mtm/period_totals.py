@@ -11,7 +11,6 @@ per-user rollups directly. Tops and counts are then small ordered reads of those
 from __future__ import annotations
 
 import sqlite3
-from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -127,13 +126,6 @@ def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, las
     _albums_from_tracks(conn)
 
 
-def fill_whole_history(conn: sqlite3.Connection, user_id: int) -> None:
-    """Album totals of the whole history into the temp table (tracks and artists have theirs)."""
-    _create(conn)
-    conn.execute("""INSERT INTO temp.period_albums SELECT album_id, sum(plays), sum(ms_played)
-                    FROM album_months WHERE user_id = ? GROUP BY album_id""", (user_id,))
-
-
 # Where each kind's totals are read from, as table `a`: (table, id column, ms column,
 # condition, whether the condition takes the user's id).
 Source = tuple[str, str, str, str, bool]
@@ -142,7 +134,7 @@ _PERIOD: dict[str, Source] = {kind: (f"temp.period_{kind}s", "id", "ms", "true",
 _WHOLE: dict[str, Source] = {
     "track": ("user_tracks", "track_id", "ms_played", "a.user_id = ?", True),
     "artist": ("user_artists", "artist_id", "ms_played", "a.user_id = ?", True),
-    "album": ("temp.period_albums", "id", "ms", "true", False)}
+    "album": ("user_albums", "album_id", "ms_played", "a.user_id = ?", True)}
 
 
 def _params(source: Source, user_id: int) -> tuple[int, ...]:
@@ -177,7 +169,7 @@ def _tuples(conn: sqlite3.Connection, sql: str, params: tuple) -> list[tuple]:
 def summed(conn: sqlite3.Connection, user_id: int, whole: bool, limit: int = TOP) -> Summed:
     """Counts and tops with names of what `fill` summed last.
 
-    `whole`: of the whole history (after fill_whole_history), from the per-user rollups.
+    `whole`: of the whole history, from the per-user rollups (nothing to fill).
     """
     sources = _WHOLE if whole else _PERIOD
     tops, counts = {}, {}
@@ -233,19 +225,28 @@ def discoveries(conn: sqlite3.Connection, user_id: int, whole: bool, first: date
     params = _params(source, user_id)
     total_ms = conn.execute(f"SELECT coalesce(sum({ms}), 0) FROM {table} a WHERE {where}",
                             params).fetchone()[0]
+    months = month_starts(first, last)
+    # Where each local month begins and ends: a first play finds its month by the index.
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS discovery_months "
+                 "(start INTEGER PRIMARY KEY, month INTEGER NOT NULL)")
+    conn.execute("DELETE FROM temp.discovery_months")
+    conn.executemany("INSERT INTO temp.discovery_months VALUES (?, ?)",
+                     [(local_midnight(day, timezone), i) for i, day in enumerate(months)])
     start = local_midnight(first, timezone)
     end = local_midnight(last + timedelta(days=1), timezone)
-    rows = _tuples(conn, f"""SELECT a.{key}, a.plays, a.{ms}, ua.first_played FROM {table} a
-                             JOIN user_artists ua ON ua.user_id = ? AND ua.artist_id = a.{key}
-                             WHERE {where} AND ua.first_played >= ? AND ua.first_played < ?""",
-                   (user_id, *params, start, end))
-    # Where each local month begins, so a first play finds its month by bisection.
-    bounds = [local_midnight(day, timezone) for day in month_starts(first, last)]
-    per_month = [0] * len(bounds)
-    new_ms = 0
-    for _, _, played_ms, first_played in rows:
+    new = f"""FROM {table} a JOIN user_artists ua ON ua.user_id = ? AND ua.artist_id = a.{key}
+              WHERE {where} AND ua.first_played >= ? AND ua.first_played < ?"""
+    bounds = (user_id, *params, start, end)
+    per_month = [0] * len(months)
+    count = new_ms = 0
+    for month, n, played_ms in conn.execute(
+            f"""SELECT (SELECT m.month FROM temp.discovery_months m
+                        WHERE m.start <= ua.first_played ORDER BY m.start DESC LIMIT 1) AS i,
+                       count(*), sum(a.{ms}) {new} GROUP BY i""", bounds):
+        per_month[month] += n
+        count += n
         new_ms += played_ms
-        per_month[bisect_right(bounds, first_played) - 1] += 1
-    played = sorted((r[:3] for r in rows if r[1] > 0), key=lambda r: (-r[1], -r[2], r[0]))
-    return Discoveries(per_month, len(rows), new_ms, total_ms,
-                       named(conn, "artist", played[:limit]))
+    # As listening.ranked orders them: plays, then minutes, then the id.
+    top = _tuples(conn, f"SELECT a.{key}, a.plays, a.{ms} {new} AND a.plays > 0 "
+                        f"ORDER BY a.plays DESC, a.{ms} DESC, a.{key} LIMIT ?", (*bounds, limit))
+    return Discoveries(per_month, count, new_ms, total_ms, named(conn, "artist", top))
