@@ -1,11 +1,11 @@
 """What a period's pages rank and count, summed in SQLite rather than row by row in Python.
 
 A period's per-track, per-artist and per-album totals are summed into temp tables of the
-connection: its whole local months from the monthly rollups (track_months, artist_months),
-the days at its edges from the plays; a short period reads only its plays, which is then
-quicker than scanning the monthly rollups. Albums are summed from the period's tracks by
-the album each track has now, as the album pages count them. The whole history reads the
-per-user rollups directly. Tops and counts are then small ordered reads of those tables.
+connection: its whole local months from the monthly rollups (track_months, artist_months,
+album_months: an album's months follow its tracks, so albums count by the album each track
+has now, as the album pages do), the days at its edges from the plays; a short period reads
+only its plays, which is then quicker than scanning the monthly rollups. The whole history
+reads the per-user rollups directly. Tops and counts are then small ordered reads.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def _months_into_temp(conn: sqlite3.Connection, user_id: int, first: str, end: s
     # The primary keys are ordered by track and by artist: the whole history is summed
     # without sorting. A range holding a small share of the history reads its own months
     # through the month indexes and sorts them instead (3 years of 20: 41 ms, not 55).
-    for table, column in (("track_months", "track_id"), ("artist_months", "artist_id")):
+    for table, column in (("track_months", "track_id"), ("artist_months", "artist_id"),
+                          ("album_months", "album_id")):
         index = f"INDEXED BY {table}_range" if share < BY_MONTH_BELOW else ""
         conn.execute(f"""INSERT INTO temp.period_{column[:-3]}s
                          SELECT {column}, sum(plays), sum(ms_played) FROM {table} {index}
@@ -98,10 +99,12 @@ def _edges_into_temp(conn: sqlite3.Connection) -> None:
                         ms = ms + excluded.ms""")
 
 
-def _albums_from_tracks(conn: sqlite3.Connection) -> None:
-    conn.execute("""INSERT INTO temp.period_albums SELECT t.album_id, sum(p.plays), sum(p.ms)
-                    FROM temp.period_tracks p JOIN tracks t ON t.id = p.id
-                    WHERE t.album_id IS NOT NULL GROUP BY t.album_id""")
+def _albums_from_edges(conn: sqlite3.Connection) -> None:
+    conn.execute("""INSERT INTO temp.period_albums SELECT t.album_id, sum(e.plays), sum(e.ms)
+                    FROM temp.edge_tracks e CROSS JOIN tracks t ON t.id = e.id
+                    WHERE t.album_id IS NOT NULL GROUP BY t.album_id
+                    ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                        ms = ms + excluded.ms""")
 
 
 def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, last: date
@@ -123,7 +126,7 @@ def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, las
             if edge_start < edge_end:
                 _plays_into_edges(conn, user_id, edge_start, edge_end)
     _edges_into_temp(conn)
-    _albums_from_tracks(conn)
+    _albums_from_edges(conn)
 
 
 # Where each kind's totals are read from, as table `a`: (table, id column, ms column,
