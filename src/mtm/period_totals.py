@@ -21,9 +21,10 @@ from mtm.periods import local_midnight, month_starts, next_month
 # summing the monthly rollups scans all of the user's rows in them (about 40 ms for
 # 500,000 rows), while plays cost by the stream (about 60,000 a second's 40 ms, measured).
 MONTHS_FROM_STREAMS = 60_000
-# Below this share of the user's streams, whole months are read by month (measured at 2M
-# plays: a year 15 ms by month against 41 in key order; all but one year 202 against 117).
-BY_MONTH_BELOW = 0.4
+# Below this share of the user's streams, whole months are read by month: measured in-process
+# at 2M plays, 13% of them (three years) 128 ms by month against 157 in key order, 40% 289
+# against 233; at 500k, 34% (three years) 157 against 133.
+BY_MONTH_BELOW = 0.25
 _KINDS = ("track", "artist", "album")
 
 
@@ -66,13 +67,16 @@ def streams_in_months(conn: sqlite3.Connection, user_id: int, first: str, end: s
 
 
 def _months_into_temp(conn: sqlite3.Connection, user_id: int, first: str, end: str,
-                      share: float) -> None:
-    # The primary keys are ordered by track and by artist: the whole history is summed
-    # without sorting. A range holding a small share of the history reads its own months
-    # through the month indexes and sorts them instead (3 years of 20: 41 ms, not 55).
-    for table, column in (("track_months", "track_id"), ("artist_months", "artist_id"),
-                          ("album_months", "album_id")):
-        index = f"INDEXED BY {table}_range" if share < BY_MONTH_BELOW else ""
+                      by_month: bool) -> None:
+    # The primary keys are ordered by track and by artist: a long range is summed without
+    # sorting. A range holding a small share of the history reads its own months through
+    # the month indexes and sorts them instead (3 years of 20: 41 ms, not 55), its albums
+    # too; a long range's albums are summed from its tracks (see fill).
+    kinds = [("track_months", "track_id"), ("artist_months", "artist_id")]
+    if by_month:
+        kinds.append(("album_months", "album_id"))
+    for table, column in kinds:
+        index = f"INDEXED BY {table}_range" if by_month else ""
         conn.execute(f"""INSERT INTO temp.period_{column[:-3]}s
                          SELECT {column}, sum(plays), sum(ms_played) FROM {table} {index}
                          WHERE user_id = ? AND month >= ? AND month < ? GROUP BY {column}""",
@@ -99,6 +103,12 @@ def _edges_into_temp(conn: sqlite3.Connection) -> None:
                         ms = ms + excluded.ms""")
 
 
+def _albums_from_tracks(conn: sqlite3.Connection) -> None:
+    conn.execute("""INSERT INTO temp.period_albums SELECT t.album_id, sum(p.plays), sum(p.ms)
+                    FROM temp.period_tracks p JOIN tracks t ON t.id = p.id
+                    WHERE t.album_id IS NOT NULL GROUP BY t.album_id""")
+
+
 def _albums_from_edges(conn: sqlite3.Connection) -> None:
     conn.execute("""INSERT INTO temp.period_albums SELECT t.album_id, sum(e.plays), sum(e.ms)
                     FROM temp.edge_tracks e CROSS JOIN tracks t ON t.id = e.id
@@ -116,17 +126,22 @@ def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, las
     months = whole_months(first, last)
     keys = (month_key(months[0]), month_key(months[1])) if months else ("", "")
     in_months = streams_in_months(conn, user_id, *keys) if months else 0
+    by_month = True
     if months is None or in_months < MONTHS_FROM_STREAMS:
         _plays_into_edges(conn, user_id, start, end)
     else:
         everything = streams_in_months(conn, user_id, "", "9999")
-        _months_into_temp(conn, user_id, *keys, in_months / max(everything, 1))
+        by_month = in_months / max(everything, 1) < BY_MONTH_BELOW
+        _months_into_temp(conn, user_id, *keys, by_month)
         for edge_start, edge_end in ((start, local_midnight(months[0], timezone)),
                                      (local_midnight(months[1], timezone), end)):
             if edge_start < edge_end:
                 _plays_into_edges(conn, user_id, edge_start, edge_end)
     _edges_into_temp(conn)
-    _albums_from_edges(conn)
+    if by_month:
+        _albums_from_edges(conn)
+    else:
+        _albums_from_tracks(conn)
 
 
 # Where each kind's totals are read from, as table `a`: (table, id column, ms column,
