@@ -60,7 +60,7 @@ def cycles(client: httpx.Client, form: dict[str, str], runs: int) -> tuple[list[
     return sorted(hides), sorted(shows), said
 
 
-def pages(client: httpx.Client) -> list[tuple[str, str]]:
+def pages() -> list[tuple[str, str]]:
     """The pages measured with and without a rule (besides an artist page)."""
     year = time.gmtime().tm_year - 1
     return [("/analytics?range=all", "all-time analytics"),
@@ -111,7 +111,7 @@ def main() -> int:
         notes: list[str] = []
         with server(data_dir, cache=False) as client:
             first, second = top_artists(client)
-            measured = [*pages(client), (f"/artists/{second}", "second most played artist")]
+            measured = [*pages(), (f"/artists/{second}", "second most played artist")]
             for path, label in measured:
                 rows.append(Row(f"{label} ({path})", "fragment, computed, no rule",
                                 measure(client, path, HX, args.runs)))

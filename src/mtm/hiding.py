@@ -328,11 +328,11 @@ def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | Non
         rule = next((r for r in owned if r.id == rule_id), None)
         if rule is None:
             return None
-        # A play another rule matches stays hidden, by that rule.
-        other = history.RULE_OF.format(
-            p="hidden_plays", others="AND r.id <> ?",
-            album="(SELECT album_id FROM tracks WHERE id = hidden_plays.track_id)")
         if len(owned) > 1:
+            # A play another rule matches stays hidden, by that rule.
+            other = history.RULE_OF.format(
+                p="hidden_plays", others="AND r.id <> ?",
+                album="(SELECT album_id FROM tracks WHERE id = hidden_plays.track_id)")
             conn.execute(f"UPDATE hidden_plays SET rule_id = {other} "
                          f"WHERE rule_id = ? AND {other} IS NOT NULL",
                          (user_id, rule_id, rule_id, user_id, rule_id))

@@ -1,9 +1,10 @@
 """The read side: every figure a page shows is read here, in the user's time zone.
 
-Whole-history figures come from the rollups kept on write; a period reads the plays table
-once, through its primary key, and artists and albums are summed from their tracks in
-Python. Rankings and names live here too, so every page counts the same way; dates and
-periods are mtm.periods.
+Whole-history figures come from the rollups kept on write; a short span (the dashboard's
+month) reads the plays table once, through its primary key, and sums artists and albums
+from its tracks. Analytics and reviews sum their periods with mtm.period_totals. Rankings
+and names live here too, so every page counts the same way; dates and periods are
+mtm.periods.
 """
 
 from __future__ import annotations
@@ -325,18 +326,6 @@ def per_track(conn: sqlite3.Connection, user_id: int, start: int | None, end: in
                FROM plays WHERE user_id = ? AND played_at >= ? AND played_at < ?
                GROUP BY track_id) AS g JOIN tracks t ON t.id = g.track_id""",
         (user_id, start, end)).fetchall()
-
-
-def whole_history_totals(conn: sqlite3.Connection, user_id: int
-                         ) -> tuple[list[Totals], list[Totals], list[Totals]]:
-    """(track, artist, album) totals of the whole history, straight from the rollups."""
-    tracks = conn.execute("SELECT track_id, plays, ms_played FROM user_tracks WHERE user_id = ?",
-                          (user_id,)).fetchall()
-    artists = conn.execute("SELECT artist_id, plays, ms_played FROM user_artists "
-                           "WHERE user_id = ?", (user_id,)).fetchall()
-    albums = conn.execute("SELECT album_id, plays, ms_played FROM user_albums "
-                          "WHERE user_id = ?", (user_id,)).fetchall()
-    return tracks, artists, albums
 
 
 def first_heard(conn: sqlite3.Connection, user_id: int) -> dict[int, int]:

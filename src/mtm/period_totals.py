@@ -103,18 +103,13 @@ def _edges_into_temp(conn: sqlite3.Connection) -> None:
                         ms = ms + excluded.ms""")
 
 
-def _albums_from_tracks(conn: sqlite3.Connection) -> None:
-    conn.execute("""INSERT INTO temp.period_albums SELECT t.album_id, sum(p.plays), sum(p.ms)
-                    FROM temp.period_tracks p JOIN tracks t ON t.id = p.id
-                    WHERE t.album_id IS NOT NULL GROUP BY t.album_id""")
-
-
-def _albums_from_edges(conn: sqlite3.Connection) -> None:
-    conn.execute("""INSERT INTO temp.period_albums SELECT t.album_id, sum(e.plays), sum(e.ms)
-                    FROM temp.edge_tracks e CROSS JOIN tracks t ON t.id = e.id
-                    WHERE t.album_id IS NOT NULL GROUP BY t.album_id
-                    ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-                        ms = ms + excluded.ms""")
+def _albums_from(conn: sqlite3.Connection, tracks: str) -> None:
+    """Add the per-track totals of the temp table `tracks` to their albums' totals."""
+    conn.execute(f"""INSERT INTO temp.period_albums SELECT t.album_id, sum(e.plays), sum(e.ms)
+                     FROM {tracks} e CROSS JOIN tracks t ON t.id = e.id
+                     WHERE t.album_id IS NOT NULL GROUP BY t.album_id
+                     ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                         ms = ms + excluded.ms""")
 
 
 def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, last: date
@@ -138,10 +133,8 @@ def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, las
             if edge_start < edge_end:
                 _plays_into_edges(conn, user_id, edge_start, edge_end)
     _edges_into_temp(conn)
-    if by_month:
-        _albums_from_edges(conn)
-    else:
-        _albums_from_tracks(conn)
+    # By month, the whole months' albums are summed already: only the edges' are missing.
+    _albums_from(conn, "temp.edge_tracks" if by_month else "temp.period_tracks")
 
 
 # Where each kind's totals are read from, as table `a`: (table, id column, ms column,
