@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from mtm.config import describe, load_settings
+from mtm.config import DataDirError, describe, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -296,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except DataDirError as exc:
+        # A missing, read-only or foreign data directory: one sentence, never a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         # Configuration mistakes (e.g. a bad MTM_SYNC_INTERVAL) deserve a sentence, not a trace.
         print(f"error: {exc}", file=sys.stderr)
