@@ -36,7 +36,8 @@ def _one_sentence(stderr: str) -> str:
 
 
 @pytest.mark.parametrize("command", [["serve", "--port", "1"], ["sync"], ["demo-data"],
-                                     ["import", "x.json"]])
+                                     ["import", "x.json"], ["backup", "out.tar"],
+                                     ["restore", "in.tar"]])
 def test_an_uncreatable_data_directory_is_said_in_a_sentence(tmp_path: Path,
                                                               command: list[str]) -> None:
     blocker = tmp_path / "a-file"
@@ -48,7 +49,8 @@ def test_an_uncreatable_data_directory_is_said_in_a_sentence(tmp_path: Path,
                     "directory); set MTM_DATA_DIR to a directory this user can write.")
 
 
-@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["sync"], ["demo-data"]])
+@pytest.mark.parametrize("command", [["serve", "--port", "1"], ["sync"], ["demo-data"],
+                                     ["backup", "/tmp"]])
 def test_a_read_only_data_directory_is_said_in_a_sentence(tmp_path: Path,
                                                           command: list[str]) -> None:
     folder = tmp_path / "data"

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 
+from mtm import instance
 from mtm.config import DataDirError, describe, load_settings
 
 
@@ -35,6 +36,8 @@ def _demo_data(args: argparse.Namespace) -> int:
         print("error: --plays must be at least 0 and --years more than 0", file=sys.stderr)
         return 2
     settings = load_settings()
+    # Held until this command returns: `mtm restore` refuses meanwhile.
+    _lock = instance.hold(settings.data_dir)
     artists = catalogue_artists(args.plays)
     conn = db.connect(settings.database_path)
     try:
@@ -66,6 +69,8 @@ def _sync(args: argparse.Namespace) -> int:
     from mtm.scheduler import Scheduler
 
     settings = load_settings()
+    # Held until this command returns: `mtm restore` refuses meanwhile.
+    _lock = instance.hold(settings.data_dir)
     prepare_database(settings)
     database = db.Database(settings.database_path)
 
@@ -173,6 +178,8 @@ def _import(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
+    # Held until this command returns: `mtm restore` refuses meanwhile.
+    _lock = instance.hold(settings.data_dir)
     prepare_database(settings)
     conn = db.connect(settings.database_path)
     try:
@@ -241,6 +248,44 @@ async def _run_import(settings, user_id: int, paths, bar: _Bar):
     return Report.from_json(finished.result["report"]), None
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    settings = load_settings()
+    started = time.perf_counter()
+    try:
+        summary = instance.backup(settings.data_dir, Path(args.path))
+    except instance.InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backed up {settings.data_dir} to {summary.path} ({_megabytes(summary.size_bytes)}, "
+          f"{summary.users} user{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, "
+          f"schema {summary.schema}) in {time.perf_counter() - started:.1f} s.")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    settings = load_settings()
+    started = time.perf_counter()
+    try:
+        summary = instance.restore(settings.data_dir, Path(args.path))
+    except instance.InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"Restored {summary.path} into {settings.data_dir} ({summary.users} user"
+          f"{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, schema "
+          f"{summary.schema}) in {time.perf_counter() - started:.1f} s. The database it "
+          f"replaced, if any, is kept as {settings.data_dir / instance.PREVIOUS}; start the "
+          "server to bring the schema up to date.")
+    return 0
+
+
 def _vendor(args: argparse.Namespace) -> int:
     from mtm import vendor
 
@@ -281,6 +326,19 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd.add_argument("--dry-run", action="store_true",
                             help="only say what the import would do; change nothing")
     import_cmd.set_defaults(run=_import)
+
+    backup = commands.add_parser(
+        "backup", help="write the whole instance to one archive (safe while the server runs)")
+    backup.add_argument("path", metavar="PATH", help="the archive to write (.tar, or .tar.gz "
+                        "to compress), or a folder to write a dated .tar.gz in")
+    backup.set_defaults(run=_backup)
+
+    restore = commands.add_parser(
+        "restore", help="replace the instance with an archive made by mtm backup (server "
+        "stopped)")
+    restore.add_argument("path", metavar="PATH",
+                         help="an archive made by mtm backup, or a copy of mtm.sqlite3")
+    restore.set_defaults(run=_restore)
 
     vendor = commands.add_parser("vendor",
                                  help="re-fetch htmx and Chart.js from npm and check their sha256")
