@@ -353,3 +353,29 @@ def test_the_cli_backs_up_into_a_folder_and_restores(tmp_path: Path, monkeypatch
 def test_a_dated_archive_name_comes_from_the_clock(tmp_path: Path) -> None:
     assert instance.archive_path(tmp_path, T0) == tmp_path / "mtm-backup-20231114-221320.tar.gz"
     assert instance.archive_path(tmp_path / "x.tar", T0) == tmp_path / "x.tar"
+
+
+def test_backup_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
+    """What `docker compose exec -T mtm mtm backup - > file` and its restore rely on."""
+    data = tmp_path / "data"
+    _instance(data, plays=8)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "MTM_"))}
+    env["MTM_DATA_DIR"] = str(data)
+    archive = tmp_path / "piped.tar.gz"
+    with archive.open("wb") as out:
+        done = subprocess.run([sys.executable, "-m", "mtm", "backup", "-"], stdout=out,
+                              stderr=subprocess.PIPE, text=False, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.decode().startswith(f"Backed up {data} to standard output (")
+    with tarfile.open(archive, "r:gz") as check:
+        assert check.getnames()[0] == instance.MANIFEST
+    conn = db.connect(data / "mtm.sqlite3")
+    conn.execute("DELETE FROM plays")
+    conn.close()
+    with archive.open("rb") as source:
+        done = subprocess.run([sys.executable, "-m", "mtm", "restore", "-"], stdin=source,
+                              capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"Restored the archive from standard input into {data} "
+                                  "(1 user, 8 plays")
+    assert _plays(data / "mtm.sqlite3") == 8 and not list(data.glob(".restore-*"))

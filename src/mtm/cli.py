@@ -258,13 +258,19 @@ def _backup(args: argparse.Namespace) -> int:
     settings = load_settings()
     started = time.perf_counter()
     try:
-        summary = instance.backup(settings.data_dir, Path(args.path))
+        if args.path == "-":
+            summary = instance.backup_to(settings.data_dir, sys.stdout.buffer)
+        else:
+            summary = instance.backup(settings.data_dir, Path(args.path))
     except instance.InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"Backed up {settings.data_dir} to {summary.path} ({_megabytes(summary.size_bytes)}, "
+    # With `-` the archive is on stdout, so what happened goes to stderr.
+    where = "standard output" if args.path == "-" else summary.path
+    print(f"Backed up {settings.data_dir} to {where} ({_megabytes(summary.size_bytes)}, "
           f"{summary.users} user{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, "
-          f"schema {summary.schema}) in {time.perf_counter() - started:.1f} s.")
+          f"schema {summary.schema}) in {time.perf_counter() - started:.1f} s.",
+          file=sys.stderr if args.path == "-" else sys.stdout)
     return 0
 
 
@@ -274,11 +280,13 @@ def _restore(args: argparse.Namespace) -> int:
     settings = load_settings()
     started = time.perf_counter()
     try:
-        summary = instance.restore(settings.data_dir, Path(args.path))
+        summary = instance.restore(settings.data_dir, sys.stdin.buffer if args.path == "-"
+                                   else Path(args.path))
     except instance.InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"Restored {summary.path} into {settings.data_dir} ({summary.users} user"
+    where = "the archive from standard input" if args.path == "-" else summary.path
+    print(f"Restored {where} into {settings.data_dir} ({summary.users} user"
           f"{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, schema "
           f"{summary.schema}) in {time.perf_counter() - started:.1f} s. The database it "
           f"replaced, if any, is kept as {settings.data_dir / instance.PREVIOUS}; start the "
@@ -330,14 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     backup = commands.add_parser(
         "backup", help="write the whole instance to one archive (safe while the server runs)")
     backup.add_argument("path", metavar="PATH", help="the archive to write (.tar, or .tar.gz "
-                        "to compress), or a folder to write a dated .tar.gz in")
+                        "to compress), a folder to write a dated .tar.gz in, or - for stdout")
     backup.set_defaults(run=_backup)
 
     restore = commands.add_parser(
         "restore", help="replace the instance with an archive made by mtm backup (server "
         "stopped)")
     restore.add_argument("path", metavar="PATH",
-                         help="an archive made by mtm backup, or a copy of mtm.sqlite3")
+                         help="an archive made by mtm backup (- reads it from stdin), or a "
+                         "copy of mtm.sqlite3")
     restore.set_defaults(run=_restore)
 
     vendor = commands.add_parser("vendor",

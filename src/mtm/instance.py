@@ -169,11 +169,71 @@ def archive_path(target: Path, now: float) -> Path:
     return target
 
 
+def _gather(data_dir: Path, work: Path, now: float) -> tuple[list[tuple[str, Path]], dict]:
+    """Snapshot what the instance needs into `work`; the files and their manifest."""
+    if not (data_dir / DATABASE).is_file():
+        raise InstanceError(f"There is no database in {data_dir} to back up.")
+    members: list[tuple[str, Path]] = []
+    _snapshot(data_dir / DATABASE, work / DATABASE)
+    members.append((DATABASE, work / DATABASE))
+    if (data_dir / EMULATOR).is_file():
+        _snapshot(data_dir / EMULATOR, work / EMULATOR)
+        members.append((EMULATOR, work / EMULATOR))
+    if (data_dir / SECRET_KEY).is_file():
+        members.append((SECRET_KEY, data_dir / SECRET_KEY))
+    members += _user_backups(data_dir)
+    schema, users, plays = _counts(work / DATABASE)
+    manifest = {"format": FORMAT, "version": 1, "created_at": int(now), "schema": schema,
+                "users": users, "plays": plays,
+                "files": {name: {"size": file.stat().st_size, "sha256": _sha256(file)}
+                          for name, file in members}}
+    return members, manifest
+
+
+def _write(raw: IO[bytes], mode: str, members: list[tuple[str, Path]], manifest: dict) -> int:
+    """Write the archive to `raw`; the bytes written."""
+    counted = _Counter(raw)
+    with tarfile.open(fileobj=counted, mode=mode) as archive:
+        body = json.dumps(manifest, indent=2).encode()
+        info = tarfile.TarInfo(MANIFEST)
+        info.size, info.mtime, info.mode = len(body), manifest["created_at"], 0o600
+        archive.addfile(info, io.BytesIO(body))
+        for name, file in members:
+            info = archive.gettarinfo(str(file), arcname=name)
+            info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
+            with file.open("rb") as handle:
+                archive.addfile(info, handle)
+    raw.flush()
+    return counted.written
+
+
+class _Counter:
+    """A write-only stream that counts what passes through it (stdout cannot say its size)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.written = raw, 0
+
+    def write(self, data: bytes) -> int:
+        self.raw.write(data)
+        self.written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def _summary(path: Path, members: list[tuple[str, Path]], manifest: dict, size: int
+             ) -> Summary:
+    return Summary(path, manifest["schema"], manifest["users"], manifest["plays"],
+                   tuple(name for name, _ in members), size)
+
+
 def backup(data_dir: Path, target: Path, *, clock: Callable[[], float] = time.time) -> Summary:
     """Write a consistent archive of the instance to `target` (atomically: all or nothing)."""
     data_dir = Path(data_dir)
-    if not (data_dir / DATABASE).is_file():
-        raise InstanceError(f"There is no database in {data_dir} to back up.")
     now = clock()
     path = archive_path(Path(target).expanduser().absolute(), now)
     if not path.parent.is_dir():
@@ -184,42 +244,29 @@ def backup(data_dir: Path, target: Path, *, clock: Callable[[], float] = time.ti
     work = Path(os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.partial"))
     work.mkdir(mode=0o700)
     try:
-        members: list[tuple[str, Path]] = []
-        _snapshot(data_dir / DATABASE, work / DATABASE)
-        members.append((DATABASE, work / DATABASE))
-        if (data_dir / EMULATOR).is_file():
-            _snapshot(data_dir / EMULATOR, work / EMULATOR)
-            members.append((EMULATOR, work / EMULATOR))
-        if (data_dir / SECRET_KEY).is_file():
-            members.append((SECRET_KEY, data_dir / SECRET_KEY))
-        members += _user_backups(data_dir)
-        schema, users, plays = _counts(work / DATABASE)
-        manifest = {"format": FORMAT, "version": 1, "created_at": int(now), "schema": schema,
-                    "users": users, "plays": plays,
-                    "files": {name: {"size": file.stat().st_size, "sha256": _sha256(file)}
-                              for name, file in members}}
+        members, manifest = _gather(data_dir, work, now)
         tar_path = work / "archive"
         mode = "w:gz" if path.name.endswith((".gz", ".tgz")) else "w"
-        with tar_path.open("wb") as raw, tarfile.open(fileobj=raw, mode=mode) as archive:
-            body = json.dumps(manifest, indent=2).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime, info.mode = len(body), int(now), 0o600
-            archive.addfile(info, io.BytesIO(body))
-            for name, file in members:
-                info = archive.gettarinfo(str(file), arcname=name)
-                info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
-                with file.open("rb") as handle:
-                    archive.addfile(info, handle)
-            archive.close()
-            raw.flush()
+        # Created private: the archive holds Spotify tokens and the session key.
+        fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as raw:
+            size = _write(raw, mode, members, manifest)
             os.fsync(raw.fileno())
-        # The archive holds Spotify tokens and the session key.
-        tar_path.chmod(0o600)
         os.replace(tar_path, path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return Summary(path, schema, users, plays, tuple(name for name, _ in members),
-                   path.stat().st_size)
+    return _summary(path, members, manifest, size)
+
+
+def backup_to(data_dir: Path, stream: IO[bytes], *, clock: Callable[[], float] = time.time
+              ) -> Summary:
+    """Write a gzipped archive of the instance to a stream (`mtm backup -`: to stdout)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mtm-backup-") as work:
+        members, manifest = _gather(Path(data_dir), Path(work), clock())
+        size = _write(stream, "w|gz", members, manifest)
+    return _summary(Path("-"), members, manifest, size)
 
 
 # --- restore ---------------------------------------------------------------------------
@@ -361,7 +408,7 @@ def clean_staging(data_dir: Path) -> list[Path]:
     return removed
 
 
-def restore(data_dir: Path, source: Path) -> Summary:
+def restore(data_dir: Path, source: Path | IO[bytes]) -> Summary:
     """Replace the instance with a backup, once it is checked; refused while it is in use.
 
     Each file is swapped in with one rename, the database last of the files that belong
@@ -369,14 +416,24 @@ def restore(data_dir: Path, source: Path) -> Summary:
     that the server opens; running the restore again finishes it. The database it replaced
     is kept as `mtm.sqlite3.before-restore`.
     """
-    data_dir, source = Path(data_dir), Path(source).expanduser()
-    if not source.is_file():
-        raise InstanceError(f"There is no file {source}.")
+    data_dir = Path(data_dir)
+    stream = None if isinstance(source, str | Path) else source
+    if stream is None:
+        source = Path(source).expanduser()
+        if not source.is_file():
+            raise InstanceError(f"There is no file {source}.")
     with exclusive(data_dir):
         clean_staging(data_dir)
         staging = data_dir / f"{STAGING_PREFIX}{secrets.token_hex(4)}"
         staging.mkdir(mode=0o700)
         try:
+            if stream is not None:
+                # `mtm restore -`: the archive arrives on stdin; kept while it is checked.
+                source = staging / "incoming"
+                with source.open("xb") as out:
+                    shutil.copyfileobj(stream, out, _CHUNK)
+                (staging / "unpacked").mkdir()
+                staging = staging / "unpacked"
             found = _unpack(source, staging)
             _check_database(found[DATABASE], "The backup's database")
             if EMULATOR in found:
@@ -406,7 +463,9 @@ def restore(data_dir: Path, source: Path) -> Summary:
                     _settle(target)
                 os.replace(found[name], target)
                 _fsync_dir(target.parent)
+            size = source.stat().st_size
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(staging if stream is None else staging.parent, ignore_errors=True)
         schema, users, plays = _counts(data_dir / DATABASE)
-    return Summary(source, schema, users, plays, tuple(sorted(found)), source.stat().st_size)
+    return Summary(Path("-") if stream is not None else source, schema, users, plays,
+                   tuple(sorted(found)), size)
