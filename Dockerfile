@@ -15,6 +15,7 @@ COPY static ./static
 COPY src ./src
 RUN python3 -m venv /opt/mtm \
     && /opt/mtm/bin/pip install --quiet --no-compile . \
+    && /opt/mtm/bin/pip uninstall --quiet --yes pip setuptools \
     && /opt/mtm/bin/python -m compileall -q /opt/mtm/lib
 
 # Run: the same base without the build's leftovers, as an unprivileged user.
