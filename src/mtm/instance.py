@@ -15,6 +15,7 @@ until it expired, and the scheduler's lease exists only while syncs are on).
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -190,10 +191,15 @@ def _gather(data_dir: Path, work: Path, now: float) -> tuple[list[tuple[str, Pat
     return members, manifest
 
 
-def _write(raw: IO[bytes], mode: str, members: list[tuple[str, Path]], manifest: dict) -> int:
-    """Write the archive to `raw`; the bytes written."""
+def _write(raw: IO[bytes], compress: bool, members: list[tuple[str, Path]], manifest: dict
+           ) -> int:
+    """Write the archive to `raw`, gzipped or not; the bytes written."""
     counted = _Counter(raw)
-    with tarfile.open(fileobj=counted, mode=mode) as archive:
+    # gzip's default level: tarfile's own gz mode uses 9, three times slower (114 MB: 18 s
+    # instead of 6) for 1% less.
+    stream = gzip.GzipFile(fileobj=counted, mode="wb", compresslevel=6,
+                           mtime=manifest["created_at"]) if compress else counted
+    with tarfile.open(fileobj=stream, mode="w|") as archive:
         body = json.dumps(manifest, indent=2).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mtime, info.mode = len(body), manifest["created_at"], 0o600
@@ -203,6 +209,8 @@ def _write(raw: IO[bytes], mode: str, members: list[tuple[str, Path]], manifest:
             info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
             with file.open("rb") as handle:
                 archive.addfile(info, handle)
+    if compress:
+        stream.close()
     raw.flush()
     return counted.written
 
@@ -246,11 +254,10 @@ def backup(data_dir: Path, target: Path, *, clock: Callable[[], float] = time.ti
     try:
         members, manifest = _gather(data_dir, work, now)
         tar_path = work / "archive"
-        mode = "w:gz" if path.name.endswith((".gz", ".tgz")) else "w"
         # Created private: the archive holds Spotify tokens and the session key.
         fd = os.open(tar_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as raw:
-            size = _write(raw, mode, members, manifest)
+            size = _write(raw, path.name.endswith((".gz", ".tgz")), members, manifest)
             os.fsync(raw.fileno())
         os.replace(tar_path, path)
     finally:
@@ -265,7 +272,7 @@ def backup_to(data_dir: Path, stream: IO[bytes], *, clock: Callable[[], float] =
 
     with tempfile.TemporaryDirectory(prefix="mtm-backup-") as work:
         members, manifest = _gather(Path(data_dir), Path(work), clock())
-        size = _write(stream, "w|gz", members, manifest)
+        size = _write(stream, True, members, manifest)
     return _summary(Path("-"), members, manifest, size)
 
 
