@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
-from mtm import connection, demo, enrich, history, imports, instance, jobs
+from mtm import connection, demo, enrich, history, imports, instance_backup, jobs
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -131,7 +131,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # Held while the server runs: `mtm restore` refuses meanwhile.
-        lock = instance.hold(settings.data_dir)
+        lock = instance_backup.hold(settings.data_dir)
         prepare_database(settings)
         scheduler.start()
         try:

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 
-from mtm import instance
+from mtm import instance_backup
 from mtm.config import DataDirError, describe, load_settings
 
 
@@ -37,7 +37,7 @@ def _demo_data(args: argparse.Namespace) -> int:
         return 2
     settings = load_settings()
     # Held until this command returns: `mtm restore` refuses meanwhile.
-    _lock = instance.hold(settings.data_dir)
+    _lock = instance_backup.hold(settings.data_dir)
     artists = catalogue_artists(args.plays)
     conn = db.connect(settings.database_path)
     try:
@@ -70,7 +70,7 @@ def _sync(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     # Held until this command returns: `mtm restore` refuses meanwhile.
-    _lock = instance.hold(settings.data_dir)
+    _lock = instance_backup.hold(settings.data_dir)
     prepare_database(settings)
     database = db.Database(settings.database_path)
 
@@ -179,7 +179,7 @@ def _import(args: argparse.Namespace) -> int:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     # Held until this command returns: `mtm restore` refuses meanwhile.
-    _lock = instance.hold(settings.data_dir)
+    _lock = instance_backup.hold(settings.data_dir)
     prepare_database(settings)
     conn = db.connect(settings.database_path)
     try:
@@ -259,10 +259,10 @@ def _backup(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         if args.path == "-":
-            summary = instance.backup_to(settings.data_dir, sys.stdout.buffer)
+            summary = instance_backup.backup_to(settings.data_dir, sys.stdout.buffer)
         else:
-            summary = instance.backup(settings.data_dir, Path(args.path))
-    except instance.InstanceError as exc:
+            summary = instance_backup.backup(settings.data_dir, Path(args.path))
+    except instance_backup.InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     # With `-` the archive is on stdout, so what happened goes to stderr.
@@ -280,16 +280,16 @@ def _restore(args: argparse.Namespace) -> int:
     settings = load_settings()
     started = time.perf_counter()
     try:
-        summary = instance.restore(settings.data_dir, sys.stdin.buffer if args.path == "-"
+        summary = instance_backup.restore(settings.data_dir, sys.stdin.buffer if args.path == "-"
                                    else Path(args.path))
-    except instance.InstanceError as exc:
+    except instance_backup.InstanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     where = "the archive from standard input" if args.path == "-" else summary.path
     print(f"Restored {where} into {settings.data_dir} ({summary.users} user"
           f"{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, schema "
           f"{summary.schema}) in {time.perf_counter() - started:.1f} s. The database it "
-          f"replaced, if any, is kept as {settings.data_dir / instance.PREVIOUS}; start the "
+          f"replaced, if any, is kept as {settings.data_dir / instance_backup.PREVIOUS}; start the "
           "server to bring the schema up to date.")
     return 0
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mtm import db, history, instance, users
+from mtm import db, history, instance_backup, users
 from mtm.cli import main
 from mtm.config import load_settings
 from tests.conftest import make_play
@@ -68,7 +68,7 @@ def test_backup_then_restore_brings_back_the_whole_instance(tmp_path: Path) -> N
     data = tmp_path / "data"
     _instance(data, plays=12)
     key = (data / "secret_key").read_text()
-    summary = instance.backup(data, tmp_path / "all.tar.gz", clock=lambda: T0)
+    summary = instance_backup.backup(data, tmp_path / "all.tar.gz", clock=lambda: T0)
     assert summary.path == tmp_path / "all.tar.gz" and (summary.users, summary.plays) == (1, 12)
     assert set(summary.files) == {"mtm.sqlite3", "emulator.sqlite3", "secret_key",
                                   "backups/1/backup-listener-1.sqlite3"}
@@ -83,7 +83,7 @@ def test_backup_then_restore_brings_back_the_whole_instance(tmp_path: Path) -> N
     (data / "emulator.sqlite3").unlink()
     (data / "backups" / "1" / "backup-listener-1.sqlite3").unlink()
     # ...and the restore puts it back as it was.
-    restored = instance.restore(data, summary.path)
+    restored = instance_backup.restore(data, summary.path)
     assert (restored.users, restored.plays) == (1, 12)
     assert _plays(data / "mtm.sqlite3") == 12 and _integrity(data / "mtm.sqlite3") == "ok"
     assert (data / "secret_key").read_text() == key
@@ -91,7 +91,7 @@ def test_backup_then_restore_brings_back_the_whole_instance(tmp_path: Path) -> N
         "SELECT token FROM tokens").fetchall() == [("listener-1",)]
     assert (data / "backups" / "1" / "backup-listener-1.sqlite3").is_file()
     # The database it replaced is kept, and no unpacked files are left behind.
-    assert _plays(data / instance.PREVIOUS) == 0
+    assert _plays(data / instance_backup.PREVIOUS) == 0
     assert not list(data.glob(".restore-*"))
     assert oct((data / "mtm.sqlite3").stat().st_mode & 0o777) == "0o600"
 
@@ -121,7 +121,7 @@ def test_a_backup_taken_while_another_connection_writes_is_consistent(tmp_path: 
         while written[0] < 200:
             time.sleep(0.01)
         before = written[0]
-        summary = instance.backup(data, tmp_path / "live.tar")
+        summary = instance_backup.backup(data, tmp_path / "live.tar")
         after = written[0]
         while written[0] < after + 100:
             time.sleep(0.01)
@@ -131,7 +131,7 @@ def test_a_backup_taken_while_another_connection_writes_is_consistent(tmp_path: 
     assert after > before, "the writer kept writing while the backup ran"
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    instance.restore(fresh, summary.path)
+    instance_backup.restore(fresh, summary.path)
     conn = sqlite3.connect(fresh / "mtm.sqlite3")
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     plays = conn.execute("SELECT count(*) FROM plays").fetchone()[0]
@@ -147,19 +147,19 @@ async def test_restore_is_refused_while_a_server_runs_on_the_data_directory(
     from mtm.app import create_app
 
     _instance(settings.data_dir, plays=3)
-    archive = instance.backup(settings.data_dir, tmp_path / "b.tar").path
+    archive = instance_backup.backup(settings.data_dir, tmp_path / "b.tar").path
     app = create_app(settings, emulator=emulator)
     async with app.router.lifespan_context(app):
-        with pytest.raises(instance.InstanceBusy, match="A server or another mtm command is "
+        with pytest.raises(instance_backup.InstanceBusy, match="A server or another mtm command is "
                            f"using {settings.data_dir}: stop it"):
-            instance.restore(settings.data_dir, archive)
+            instance_backup.restore(settings.data_dir, archive)
         os.environ["MTM_DATA_DIR"] = str(settings.data_dir)
         try:
             assert main(["restore", str(archive)]) == 1
         finally:
             del os.environ["MTM_DATA_DIR"]
         assert "error: A server or another mtm command is using" in capsys.readouterr().err
-    assert instance.restore(settings.data_dir, archive).plays == 3
+    assert instance_backup.restore(settings.data_dir, archive).plays == 3
 
 
 def _free_port() -> int:
@@ -171,7 +171,7 @@ def _free_port() -> int:
 def test_a_killed_server_does_not_keep_the_restore_out(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _instance(data, plays=3)
-    archive = instance.backup(data, tmp_path / "b.tar").path
+    archive = instance_backup.backup(data, tmp_path / "b.tar").path
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "MTM_"))}
     env.update(MTM_DATA_DIR=str(data), MTM_DEMO_PLAYS="0", MTM_SYNC_INTERVAL="0")
     port = _free_port()
@@ -188,13 +188,13 @@ def test_a_killed_server_does_not_keep_the_restore_out(tmp_path: Path) -> None:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        with pytest.raises(instance.InstanceBusy):
-            instance.restore(data, archive)
+        with pytest.raises(instance_backup.InstanceBusy):
+            instance_backup.restore(data, archive)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     # The kernel dropped the dead server's lock: nothing to wait for or clean by hand.
-    assert instance.restore(data, archive).plays == 3
+    assert instance_backup.restore(data, archive).plays == 3
 
 
 def _newer_schema(path: Path) -> None:
@@ -217,7 +217,7 @@ def test_restore_checks_the_file_and_leaves_the_instance_alone(tmp_path: Path, s
     data = tmp_path / "data"
     _instance(data, plays=5)
     source = tmp_path / "backup"
-    good = instance.backup(data, tmp_path / "good.tar").path
+    good = instance_backup.backup(data, tmp_path / "good.tar").path
     raw = good.read_bytes()
     if spoil == "text":
         source.write_text("hello")
@@ -237,36 +237,36 @@ def test_restore_checks_the_file_and_leaves_the_instance_alone(tmp_path: Path, s
     elif spoil == "other sqlite":
         sqlite3.connect(source).execute("CREATE TABLE t (x)").connection.close()
     elif spoil == "newer":
-        instance._snapshot(data / "mtm.sqlite3", source)
+        instance_backup._snapshot(data / "mtm.sqlite3", source)
         _newer_schema(source)
     elif spoil == "corrupt sqlite":
-        instance._snapshot(data / "mtm.sqlite3", source)
+        instance_backup._snapshot(data / "mtm.sqlite3", source)
         spoiled = bytearray(source.read_bytes())
         for page in range(2, len(spoiled) // 4096):
             spoiled[page * 4096 + 100: page * 4096 + 200] = b"\xff" * 100
         source.write_bytes(bytes(spoiled))
     before = (data / "mtm.sqlite3").read_bytes()
-    with pytest.raises(instance.InstanceError, match=message):
-        instance.restore(data, source)
+    with pytest.raises(instance_backup.InstanceError, match=message):
+        instance_backup.restore(data, source)
     assert (data / "mtm.sqlite3").read_bytes() == before
-    assert not (data / instance.PREVIOUS).exists() and not list(data.glob(".restore-*"))
+    assert not (data / instance_backup.PREVIOUS).exists() and not list(data.glob(".restore-*"))
 
 
 def test_a_copy_of_the_database_alone_can_be_restored(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _instance(data, plays=7)
     copy = tmp_path / "copy.sqlite3"
-    instance._snapshot(data / "mtm.sqlite3", copy)
+    instance_backup._snapshot(data / "mtm.sqlite3", copy)
     conn = db.connect(data / "mtm.sqlite3")
     conn.execute("DELETE FROM plays")
     conn.close()
-    assert instance.restore(data, copy).plays == 7 and _plays(data / "mtm.sqlite3") == 7
+    assert instance_backup.restore(data, copy).plays == 7 and _plays(data / "mtm.sqlite3") == 7
 
 
 def test_a_crash_mid_restore_leaves_a_whole_database(tmp_path: Path, monkeypatch) -> None:
     data = tmp_path / "data"
     _instance(data, plays=4)
-    archive = instance.backup(data, tmp_path / "b.tar").path
+    archive = instance_backup.backup(data, tmp_path / "b.tar").path
     conn = db.connect(data / "mtm.sqlite3")
     conn.execute("DELETE FROM plays WHERE played_at > ?", (T0,))
     conn.close()
@@ -280,15 +280,15 @@ def test_a_crash_mid_restore_leaves_a_whole_database(tmp_path: Path, monkeypatch
         return replace
 
     # Cut before the database is swapped: the old one is whole, and a new restore finishes.
-    monkeypatch.setattr(instance.os, "replace", crash_on("mtm.sqlite3"))
+    monkeypatch.setattr(instance_backup.os, "replace", crash_on("mtm.sqlite3"))
     with pytest.raises(SystemExit):
-        instance.restore(data, archive)
+        instance_backup.restore(data, archive)
     assert _integrity(data / "mtm.sqlite3") == "ok" and _plays(data / "mtm.sqlite3") == 1
     # A crash leaves the unpacked files behind (no `finally` runs in a real one).
     (data / ".restore-deadbeef").mkdir()
     (data / ".restore-deadbeef" / "mtm.sqlite3").write_bytes(b"half")
-    monkeypatch.setattr(instance.os, "replace", real_replace)
-    assert instance.restore(data, archive).plays == 4
+    monkeypatch.setattr(instance_backup.os, "replace", real_replace)
+    assert instance_backup.restore(data, archive).plays == 4
     assert _integrity(data / "mtm.sqlite3") == "ok" and not list(data.glob(".restore-*"))
 
 
@@ -296,7 +296,7 @@ def test_a_crashed_servers_write_ahead_log_is_not_replayed_into_the_restored_dat
         tmp_path: Path) -> None:
     data = tmp_path / "data"
     _instance(data, plays=6)
-    archive = instance.backup(data, tmp_path / "b.tar").path
+    archive = instance_backup.backup(data, tmp_path / "b.tar").path
     # A server killed mid-work: committed plays still only in the -wal, never checkpointed.
     script = textwrap.dedent(f"""
         import os, sqlite3
@@ -313,12 +313,12 @@ def test_a_crashed_servers_write_ahead_log_is_not_replayed_into_the_restored_dat
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     wal = Path(f"{data / 'mtm.sqlite3'}-wal")
     assert wal.stat().st_size > 100_000
-    instance.restore(data, archive)
+    instance_backup.restore(data, archive)
     assert not wal.exists()
     assert _integrity(data / "mtm.sqlite3") == "ok" and _plays(data / "mtm.sqlite3") == 6
     assert _scratch(data / "mtm.sqlite3") is None
     # Nothing of the replaced database was lost: its log went into the copy kept of it.
-    assert _scratch(data / instance.PREVIOUS) == 3000
+    assert _scratch(data / instance_backup.PREVIOUS) == 3000
 
 
 def _scratch(path: Path) -> int | None:
@@ -351,8 +351,9 @@ def test_the_cli_backs_up_into_a_folder_and_restores(tmp_path: Path, monkeypatch
 
 
 def test_a_dated_archive_name_comes_from_the_clock(tmp_path: Path) -> None:
-    assert instance.archive_path(tmp_path, T0) == tmp_path / "mtm-backup-20231114-221320.tar.gz"
-    assert instance.archive_path(tmp_path / "x.tar", T0) == tmp_path / "x.tar"
+    dated = instance_backup.archive_path(tmp_path, T0)
+    assert dated == tmp_path / "mtm-backup-20231114-221320.tar.gz"
+    assert instance_backup.archive_path(tmp_path / "x.tar", T0) == tmp_path / "x.tar"
 
 
 def test_backup_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
@@ -368,7 +369,7 @@ def test_backup_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr.decode().startswith(f"Backed up {data} to standard output (")
     with tarfile.open(archive, "r:gz") as check:
-        assert check.getnames()[0] == instance.MANIFEST
+        assert check.getnames()[0] == instance_backup.MANIFEST
     conn = db.connect(data / "mtm.sqlite3")
     conn.execute("DELETE FROM plays")
     conn.close()
