@@ -40,6 +40,7 @@ EMULATOR_CLIENT_ID = "mtm-demo"
 # Set by `mtm serve --demo` for its worker processes, which read their settings from the
 # environment (uvicorn starts each one from an import string).
 FORCE_DEMO_ENV = "MTM_FORCE_DEMO"
+LOG_LEVEL_ENV = "MTM_LOG_LEVEL"
 
 
 @dataclass
@@ -168,12 +169,18 @@ class App(Starlette):
         return stack
 
 
+def worker_app() -> Starlette:
+    """The app of one of several worker processes: settings and logging from the environment."""
+    settings = load_settings(force_demo=os.environ.get(FORCE_DEMO_ENV) == "1")
+    if settings.production:
+        deployment.configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None
                ) -> Starlette:
     """Build the web app for these settings (read from the environment when not given)."""
     settings = settings or load_settings(force_demo=os.environ.get(FORCE_DEMO_ENV) == "1")
-    if settings.production:
-        deployment.configure_logging()
     spotify, authorize_endpoint, emulator = connect_spotify(settings, emulator)
     # The server never creates an empty database where the file has gone (see Database).
     db = database.Database(settings.database_path, create=False)

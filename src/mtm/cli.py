@@ -16,7 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mtm import deployment
-    from mtm.app import FORCE_DEMO_ENV, create_app, prepare_database
+    from mtm.app import FORCE_DEMO_ENV, LOG_LEVEL_ENV, create_app, prepare_database
 
     # Worker processes read their settings from the environment: say it there.
     if args.production:
@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ["MTM_WORKERS"] = str(args.workers)
     if args.demo:
         os.environ[FORCE_DEMO_ENV] = "1"
+    os.environ[LOG_LEVEL_ENV] = args.log_level
     settings = load_settings(force_demo=args.demo)
     if settings.production:
         deployment.configure_logging(args.log_level)
@@ -47,7 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     # Once here, before the workers start: each then finds nothing left to do.
     prepare_database(settings)
-    uvicorn.run("mtm.app:create_app", factory=True, workers=settings.workers, **options)
+    uvicorn.run("mtm.app:worker_app", factory=True, workers=settings.workers, **options)
     return 0
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
@@ -39,6 +40,23 @@ REDACTED = "[redacted]"
 HOST_CHECK_EXEMPT = ("/healthz",)
 
 access_log = logging.getLogger("mtm.access")
+
+
+def _stamp_request_id(factory: Callable[..., logging.LogRecord]
+                      ) -> Callable[..., logging.LogRecord]:
+    """Every log record remembers the request it was written for, when it was written."""
+
+    def make(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        record.request_id = REQUEST_ID.get()
+        return record
+
+    make.stamps_request_id = True  # type: ignore[attr-defined]
+    return make
+
+
+if not getattr(logging.getLogRecordFactory(), "stamps_request_id", False):
+    logging.setLogRecordFactory(_stamp_request_id(logging.getLogRecordFactory()))
 
 
 def request_id(scope: Scope) -> str:
@@ -173,7 +191,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        rid = REQUEST_ID.get()
+        rid = getattr(record, "request_id", None)
         if rid is not None:
             entry["request_id"] = rid
         http = getattr(record, "http", None)
