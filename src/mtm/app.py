@@ -172,8 +172,12 @@ class App(Starlette):
 def worker_app() -> Starlette:
     """The app of one of several worker processes: settings and logging from the environment."""
     settings = load_settings(force_demo=os.environ.get(FORCE_DEMO_ENV) == "1")
+    level = os.environ.get(LOG_LEVEL_ENV, "info")
     if settings.production:
-        deployment.configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
+        deployment.configure_logging(level)
+    else:
+        # The same readable lines as `mtm serve` with one worker.
+        logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     return create_app(settings)
 
 

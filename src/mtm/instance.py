@@ -39,10 +39,11 @@ def get(conn: sqlite3.Connection, name: str) -> Lease | None:
 
 def acquire(conn: sqlite3.Connection, name: str, holder: str, *, ttl: int, now: int) -> bool:
     """Take or renew the lease for `ttl` seconds; False while another live holder has it."""
+    # Read first: the workers that wait (most beats of most workers) take no write lock.
+    if _held_by_another(get(conn, name), holder, now):
+        return False
     with transaction(conn):
-        current = get(conn, name)
-        if (current is not None and current.holder != holder and current.expires_at > now
-                and holder_alive(current.holder) is not False):
+        if _held_by_another(get(conn, name), holder, now):
             return False
         conn.execute(
             """INSERT INTO instance_leases (name, holder, expires_at, beat_at)
@@ -51,6 +52,11 @@ def acquire(conn: sqlite3.Connection, name: str, holder: str, *, ttl: int, now: 
                    expires_at = excluded.expires_at, beat_at = excluded.beat_at""",
             (name, holder, now + ttl, now))
     return True
+
+
+def _held_by_another(lease: Lease | None, holder: str, now: int) -> bool:
+    return (lease is not None and lease.holder != holder and lease.expires_at > now
+            and holder_alive(lease.holder) is not False)
 
 
 def release(conn: sqlite3.Connection, name: str, holder: str) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mtm import enrich, instance, sync
-from mtm.db import Database
+from mtm.db import Database, DatabaseUnavailable
 from mtm.jobs import make_holder
 from mtm.spotify.client import SpotifyClient
 
@@ -116,8 +116,14 @@ class Scheduler:
                     await self.db.run(instance.nudge, self.holder, now)
                 return
             nudged = await self.db.run(instance.take_nudge, now) or nudged
+        except DatabaseUnavailable:
+            # A long write holds the lock (or the file is gone): the lease outlasts a few
+            # missed beats, and /healthz reports a database that stays unusable.
+            log.warning("the scheduler's lease was not renewed this beat: the database is "
+                        "busy or unavailable")
+            self._nudged = self._nudged or nudged
+            return
         except Exception:
-            # A busy or missing database: try again on the next beat.
             log.exception("could not renew the scheduler lease")
             self._nudged = self._nudged or nudged
             return

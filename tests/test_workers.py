@@ -1,0 +1,161 @@
+"""Several server processes on one database: started together, one scheduler, taken over."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mtm import db, instance
+from mtm.jobs import holder_alive
+
+STARTUP_SECONDS = 60.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "MTM_"))}
+    env.update(MTM_DATA_DIR=str(data_dir), MTM_SECRET_KEY="workers-test-key",
+               MTM_DEMO_PLAYS="0", MTM_ENV_FILE=str(data_dir.parent / "none.env"),
+               PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+class Server:
+    """`mtm serve` in its own process group, its output in a file."""
+
+    def __init__(self, data_dir: Path, *args: str, **env: str) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.parent / f"serve-{self.port}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mtm", "serve", "--port", str(self.port), *args],
+                cwd=data_dir.parent, env=_env(data_dir, **env), stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def healthz(self) -> int | None:
+        try:
+            return httpx.get(f"{self.base}/healthz", timeout=5).status_code
+        except httpx.TransportError:
+            return None
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"mtm serve exited with {self.proc.returncode}:\n{self.output()}")
+            if self.healthz() == 200:
+                return
+            time.sleep(0.1)
+        pytest.fail(f"mtm serve never answered /healthz:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+MIGRATE = "import sys; from mtm import db; db.migrate(db.connect(sys.argv[1]))"
+
+
+def test_processes_migrating_one_new_database_together_all_succeed(tmp_path: Path) -> None:
+    for attempt in range(5):
+        path = tmp_path / f"race-{attempt}.sqlite3"
+        procs = [subprocess.Popen([sys.executable, "-c", MIGRATE, str(path)],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+        with db.connect(path) as conn:
+            assert db.schema_version(conn) == db.migrations()[-1][0]
+
+
+def test_two_servers_started_together_on_an_empty_directory_both_come_up(
+        tmp_path: Path, servers: list[Server]) -> None:
+    for attempt in range(3):
+        data_dir = tmp_path / f"data-{attempt}"
+        pair = [Server(data_dir, MTM_SYNC_INTERVAL="0"), Server(data_dir, MTM_SYNC_INTERVAL="0")]
+        servers.extend(pair)
+        for server in pair:
+            server.wait_healthy()
+        for server in pair:
+            server.stop()
+            assert "Traceback" not in server.output(), server.output()
+
+
+def _scheduler_holder(data_dir: Path) -> str | None:
+    with db.connect(data_dir / "mtm.sqlite3") as conn:
+        lease = instance.get(conn, instance.SCHEDULER)
+    return lease.holder if lease else None
+
+
+def _log(server: Server) -> list[dict]:
+    return [json.loads(line) for line in server.output().splitlines() if line.startswith("{")]
+
+
+def test_of_two_workers_one_runs_the_scheduler_and_another_takes_over(
+        tmp_path: Path, servers: list[Server]) -> None:
+    data_dir = tmp_path / "data"
+    server = Server(data_dir, "--workers", "2", "--production", MTM_SYNC_INTERVAL="60",
+                    MTM_ALLOWED_HOSTS="127.0.0.1")
+    servers.append(server)
+    server.wait_healthy()
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while len([e for e in _log(server) if "Application startup complete" in e["message"]]) < 2:
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.1)
+    # Both workers beat a few times: still one scheduler.
+    time.sleep(6)
+    runs = [e for e in _log(server) if "runs the scheduler" in e["message"]]
+    assert len(runs) == 1, server.output()
+    holder = _scheduler_holder(data_dir)
+    assert holder and holder in runs[0]["message"] and holder_alive(holder)
+    workers = {int(e["message"].split("[")[1].rstrip("]")) for e in _log(server)
+               if e["message"].startswith("Started server process")}
+    pid = int(holder.split(":")[-2])
+    assert len(workers) == 2 and pid in workers
+
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        taken = _scheduler_holder(data_dir)
+        if taken and taken != holder and holder_alive(taken):
+            break
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.2)
+    assert int(taken.split(":")[-2]) != pid
+    # And the instance is healthy again, its scheduler included.
+    deadline = time.monotonic() + 30
+    while server.healthz() != 200:
+        assert time.monotonic() < deadline, server.output()
+        time.sleep(0.2)
+    assert not [e for e in _log(server) if "database is locked" in json.dumps(e)]
