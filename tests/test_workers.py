@@ -29,9 +29,9 @@ def _free_port() -> int:
 
 def _env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SPOTIFY_", "MTM_"))}
-    env.update(MTM_DATA_DIR=str(data_dir), MTM_SECRET_KEY="workers-test-key",
-               MTM_DEMO_PLAYS="0", MTM_ENV_FILE=str(data_dir.parent / "none.env"),
-               PYTHONUNBUFFERED="1", **extra)
+    env.update({"MTM_DATA_DIR": str(data_dir), "MTM_SECRET_KEY": "workers-test-key",
+                "MTM_DEMO_PLAYS": "0", "MTM_ENV_FILE": str(data_dir.parent / "none.env"),
+                "PYTHONUNBUFFERED": "1", **extra})
     return env
 
 
@@ -159,3 +159,43 @@ def test_of_two_workers_one_runs_the_scheduler_and_another_takes_over(
         assert time.monotonic() < deadline, server.output()
         time.sleep(0.2)
     assert not [e for e in _log(server) if "database is locked" in json.dumps(e)]
+
+
+PREPARE = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(message)s")
+from mtm.app import prepare_database
+from mtm.config import load_settings
+prepare_database(load_settings(force_demo=True))
+"""
+
+
+def test_workers_preparing_together_generate_the_demo_history_once(tmp_path: Path) -> None:
+    for attempt in range(3):
+        data_dir = tmp_path / f"data-{attempt}"
+        env = _env(data_dir, MTM_DEMO_PLAYS="300")
+        procs = [subprocess.Popen([sys.executable, "-c", PREPARE], env=env, text=True,
+                                  stderr=subprocess.PIPE) for _ in range(3)]
+        logs = [p.communicate(timeout=120)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 3, logs
+        assert "".join(logs).count("generated a demo history") == 1, logs
+        assert "".join(logs).count("applied migrations") == 1, logs
+
+
+def test_preparing_never_closes_a_live_workers_job(tmp_path: Path) -> None:
+    from mtm import jobs, users
+    from mtm.app import prepare_database
+    from mtm.config import load_settings
+
+    settings = load_settings(env_file=None, force_demo=True, overrides={
+        "MTM_DATA_DIR": str(tmp_path / "data"), "MTM_SECRET_KEY": "k", "MTM_DEMO_PLAYS": "0"})
+    prepare_database(settings)
+    with db.connect(settings.database_path) as conn:
+        user = users.upsert_user(conn, "listener", "Listener")
+        # A job of this (live) process whose heartbeat is long overdue: a busy import.
+        job = jobs.create(conn, user, "import", now=1_000)
+        assert jobs.start(conn, job.id, jobs.make_holder("jobs"), now=1_000)
+    # Another worker starts (or restarts) meanwhile.
+    prepare_database(settings)
+    with db.connect(settings.database_path) as conn:
+        assert jobs.get_any(conn, job.id).state == "running"
