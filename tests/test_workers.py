@@ -199,3 +199,36 @@ def test_preparing_never_closes_a_live_workers_job(tmp_path: Path) -> None:
     prepare_database(settings)
     with db.connect(settings.database_path) as conn:
         assert jobs.get_any(conn, job.id).state == "running"
+
+
+async def test_a_code_issued_by_one_workers_emulator_is_exchanged_by_another(
+        tmp_path: Path) -> None:
+    """In demo mode the authorize page and /callback may be answered by different workers."""
+    from mtm.spotify import oauth
+    from mtm.spotify.emulator import IN_PROCESS_BASE, Emulator
+    from tests.conftest import Clock
+    from tests.test_spotify_emulator import REDIRECT, START
+
+    clock = Clock(START)
+    path = tmp_path / "emulator.sqlite3"
+    first = Emulator(client_id="mtm-demo", clock=clock, state_path=path)
+    second = Emulator(client_id="mtm-demo", clock=clock, state_path=path)
+    try:
+        verifier = oauth.make_verifier()
+        code = first.grant_code("demo", redirect_uri=REDIRECT,
+                                code_challenge=oauth.challenge_for(verifier))
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+                "code_verifier": verifier, "client_id": "mtm-demo"}
+        async with httpx.AsyncClient(transport=second.transport(),
+                                     base_url=IN_PROCESS_BASE) as http:
+            exchanged = await http.post("/accounts/api/token", data=form)
+            again = await http.post("/accounts/api/token", data=form)
+        async with httpx.AsyncClient(transport=first.transport(),
+                                     base_url=IN_PROCESS_BASE) as http:
+            elsewhere = await http.post("/accounts/api/token", data=form)
+    finally:
+        first.close()
+        second.close()
+    assert exchanged.status_code == 200, exchanged.text
+    # Still single use, on every worker.
+    assert again.json()["error"] == elsewhere.json()["error"] == "invalid_grant"
