@@ -232,3 +232,21 @@ async def test_a_code_issued_by_one_workers_emulator_is_exchanged_by_another(
     assert exchanged.status_code == 200, exchanged.text
     # Still single use, on every worker.
     assert again.json()["error"] == elsewhere.json()["error"] == "invalid_grant"
+
+
+async def test_pages_read_while_another_process_holds_the_write_lock(client, settings) -> None:
+    """WAL readers never wait for a writer: a long import elsewhere blocks no page."""
+    from tests.conftest import sign_in
+
+    await sign_in(client)
+    blocker = db.connect(settings.database_path)
+    blocker.execute("BEGIN IMMEDIATE")
+    blocker.execute("INSERT INTO instance_health (id, checked_at) VALUES (1, 1) "
+                    "ON CONFLICT (id) DO UPDATE SET checked_at = 1")
+    try:
+        for path in ("/", "/plays", "/analytics", "/settings"):
+            response = await client.get(path)
+            assert response.status_code == 200, (path, response.text[:300])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
