@@ -314,7 +314,8 @@ async def sync_user(db: Database, client: SpotifyClient, user_id: int, *, holder
     the scheduler's next pass does the rest).
     """
     now = int(now or time.time())
-    if not await db.run(leases.acquire, user_id, LEASE, holder, ttl=LEASE_SECONDS, now=now):
+    if not await db.run(leases.acquire, user_id, LEASE, holder, ttl=LEASE_SECONDS, now=now,
+                        purpose="sync"):
         return None
     try:
         await db.run(close_interrupted_runs, user_id)

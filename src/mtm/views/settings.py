@@ -49,9 +49,10 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
     services = request.app.state.services
     db = services.db
     prefs = await db.run(preferences.load, user.id)
-    sync_job = await db.run(jobs.active, user.id, (connection.SYNC,))
+    sync_job = await db.run(connection.active_sync_job, user.id)
     if sync_job is not None:
         sync_job = services.jobs.freshen(sync_job)
+    lease = await db.run(connection.history_lease, user.id)
     context = {
         "connection": await db.run(connection.load, user.id),
         "prefs": prefs,
@@ -61,6 +62,10 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "run": await db.run(sync.latest_run, user.id),
         "sync_job": sync_job,
         "syncing": sync_job is not None or await db.run(connection.sync_running, user.id),
+        "sync_failure": None if sync_job else await db.run(connection.unrecorded_failure,
+                                                             user.id),
+        # Something other than a sync holding the history (a restore, an import...): said.
+        "busy": lease if lease is not None and lease.kind != "sync" else None,
         "imports": await db.run(imports.overview, user.id, services.settings.uploads_dir),
         "source_labels": imports.SOURCE_LABELS,
         "month_names": imports.MONTHS,
