@@ -154,13 +154,13 @@ SYNC = "sync"
 
 
 def unrecorded_failure(conn: sqlite3.Connection, user_id: int) -> jobs.Job | None:
-    """The user's last "sync now" if it ended failed or interrupted without recording a
-    run newer than it (it never got to Spotify): Settings says so, not only the old run."""
+    """The user's last "sync now" if it ended failed or interrupted (so it recorded no
+    finished run) and no run began after it ended: Settings says so, not only the old run."""
     job = jobs.latest(conn, user_id, (SYNC,))
     if job is None or job.state not in ("failed", "interrupted"):
         return None
     run = sync.latest_run(conn, user_id)
-    if run is not None and run.started_at >= job.created_at:
+    if run is not None and run.started_at > (job.finished_at or job.created_at):
         return None
     return job
 
