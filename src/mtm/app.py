@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
-from mtm import connection, demo, enrich, history, imports, jobs
+from mtm import connection, demo, enrich, history, imports, jobs, rezone
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -54,7 +54,7 @@ class Services:
 def job_handlers() -> dict[str, jobs.Handler]:
     """Every kind of background job and the function that runs it."""
     return {connection.SYNC: connection.sync_job, enrich.KIND: enrich.look_up,
-            **imports.handlers()}
+            rezone.KIND: rezone.rezone_job, **imports.handlers()}
 
 
 def emulator_state_path(settings: Settings) -> Path:

@@ -11,6 +11,8 @@ CREATE TABLE rollup_rebuilds (
     -- The played_at and record_key of the last play summed so far (NULL: none yet).
     after_at  INTEGER,
     after_key INTEGER,
+    -- users.history_version when the sums began: any write to the plays since starts again.
+    history_version INTEGER NOT NULL,
     started_at INTEGER NOT NULL
 );
 

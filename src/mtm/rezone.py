@@ -1,0 +1,258 @@
+"""A time-zone change: the local-time rollups recounted in short chunks, then swapped in.
+
+Days, hours, weekdays and months are local, so a new zone recounts every play. Done in one
+transaction that held the write lock for 6-16 s at 500k plays; here the plays are summed a
+chunk at a time (each chunk its own short transaction) into rebuild_* tables, in the order of
+the plays' key, with the position reached stored alongside, so a crash resumes where it
+stopped. Until the last step the user's zone and rollups stay the old ones, and pages read
+them consistently; the last step swaps the new rows in and stores the zone in one
+transaction. A write to the plays meanwhile (hiding a rule, a restore) bumps the history
+version, and the recount starts again rather than swap in figures that miss it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from mtm import history, jobs, leases
+from mtm.db import transaction
+
+KIND = "timezone"
+# sync.LEASE, the lease on the user's history (sync imports history, which imports this).
+LEASE = "sync"
+# Plays summed per transaction: about 0.1 s of work, so another write waits at most that.
+CHUNK = 20_000
+LEASE_SECONDS = 600
+LEASE_WAIT_SECONDS = 60
+# Where the recount begins: before every real play key.
+_START = (-(2 ** 63), -(2 ** 63))
+_LOCAL_TABLES = ("listening_days", "listening_hours", "listening_weekhours", "listening_months",
+                 "track_months", "artist_months", "album_months")
+_SHADOW_TABLES = ("rebuild_hours", "rebuild_months", "rebuild_track_months",
+                  "rebuild_artist_months")
+
+Progress = Callable[..., None]
+
+
+def pending(conn: sqlite3.Connection, user_id: int) -> str | None:
+    """The zone the user's rollups are being recounted in, if a change is unfinished."""
+    row = conn.execute("SELECT timezone FROM rollup_rebuilds WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return row[0] if row else None
+
+
+def _reset(conn: sqlite3.Connection, user_id: int, timezone: str, now: int) -> None:
+    for table in _SHADOW_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+    conn.execute(
+        """INSERT INTO rollup_rebuilds (user_id, timezone, after_at, after_key, history_version,
+                                        started_at) VALUES (?, ?, NULL, NULL, ?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, after_at = NULL,
+               after_key = NULL, history_version = excluded.history_version,
+               started_at = excluded.started_at""",
+        (user_id, timezone, history.history_version(conn, user_id), now))
+
+
+def begin(conn: sqlite3.Connection, user_id: int, timezone: str,
+          now: int | None = None) -> bool:
+    """Start recounting in `timezone`, or resume an unfinished recount in the same zone;
+    True when it resumes."""
+    with transaction(conn):
+        row = conn.execute("SELECT timezone, history_version FROM rollup_rebuilds "
+                           "WHERE user_id = ?", (user_id,)).fetchone()
+        if row is not None and tuple(row) == (timezone, history.history_version(conn, user_id)):
+            return True
+        _reset(conn, user_id, timezone, int(now or time.time()))
+        return False
+
+
+def cancel(conn: sqlite3.Connection, user_id: int) -> None:
+    """Drop an unfinished recount (the zone stays as it is)."""
+    with transaction(conn):
+        for table in _SHADOW_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
+
+
+def _next_plays(conn: sqlite3.Connection, user_id: int, after: tuple[int, int],
+                limit: int) -> list[tuple]:
+    return conn.execute(
+        """SELECT played_at, record_key, ms_played, counted, source, track_id, artist_id
+           FROM plays WHERE user_id = ? AND (played_at, record_key) > (?, ?)
+           ORDER BY played_at, record_key LIMIT ?""", (user_id, *after, limit)).fetchall()
+
+
+def _add_chunk(conn: sqlite3.Connection, user_id: int, local: history.LocalTime,
+               plays: list[tuple]) -> None:
+    hours: dict[tuple[str, int, int], list[int]] = {}
+    months: dict[tuple[str, str], list[int]] = {}
+    track_months: dict[tuple[int, str], list[int]] = {}
+    artist_months: dict[tuple[int, str], list[int]] = {}
+    for played_at, _, ms, counted, source, track_id, artist_id in plays:
+        key = local(played_at)
+        entry = hours.setdefault(key, [0, 0])
+        entry[0] += counted
+        entry[1] += ms
+        month_name = key[0][:7]
+        month = months.setdefault((month_name, source), [0, 0, 0])
+        month[0] += counted
+        month[1] += 1
+        month[2] += ms
+        for totals, subject in ((track_months, track_id), (artist_months, artist_id)):
+            entry = totals.setdefault((subject, month_name), [0, 0])
+            entry[0] += counted
+            entry[1] += ms
+    # A chunk ends anywhere in a day or month: what the chunk before summed is added to.
+    conn.executemany(
+        """INSERT INTO rebuild_hours (user_id, day, hour, weekday, plays, ms_played)
+           VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               ms_played = ms_played + excluded.ms_played""",
+        [(user_id, *key, n, ms) for key, (n, ms) in hours.items()])
+    conn.executemany(
+        """INSERT INTO rebuild_months (user_id, month, source, plays, streams, ms_played)
+           VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+               streams = streams + excluded.streams,
+               ms_played = ms_played + excluded.ms_played""",
+        [(user_id, *key, *values) for key, values in months.items()])
+    for table, column, totals in (("rebuild_track_months", "track_id", track_months),
+                                  ("rebuild_artist_months", "artist_id", artist_months)):
+        conn.executemany(
+            f"""INSERT INTO {table} (user_id, {column}, month, plays, ms_played)
+                VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET
+                    plays = plays + excluded.plays,
+                    ms_played = ms_played + excluded.ms_played""",
+            [(user_id, *key, *values) for key, values in totals.items()])
+
+
+def step(conn: sqlite3.Connection, user_id: int, limit: int = CHUNK,
+         now: int | None = None) -> int | None:
+    """Sum the next chunk of plays in the new zone, in one transaction; how many it summed
+    (0 once every play is summed), None when there is no recount under way."""
+    with transaction(conn):
+        row = conn.execute("SELECT timezone, after_at, after_key, history_version "
+                           "FROM rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None:
+            return None
+        timezone, after_at, after_key, version = row
+        if version != history.history_version(conn, user_id):
+            # The plays changed since the sums began: they would miss it, so begin again.
+            _reset(conn, user_id, timezone, int(now or time.time()))
+            after_at = None
+        after = _START if after_at is None else (after_at, after_key)
+        plays = _next_plays(conn, user_id, after, limit)
+        if not plays:
+            return 0
+        _add_chunk(conn, user_id, history.LocalTime(timezone), plays)
+        conn.execute("UPDATE rollup_rebuilds SET after_at = ?, after_key = ? WHERE user_id = ?",
+                     (plays[-1][0], plays[-1][1], user_id))
+        return len(plays)
+
+
+def swap(conn: sqlite3.Connection, user_id: int) -> bool:
+    """Put the recounted rollups and the new zone in place, in one transaction; False (and
+    nothing swapped) when the plays changed since the sums began or some are not summed."""
+    with transaction(conn):
+        row = conn.execute("SELECT timezone, after_at, after_key, history_version "
+                           "FROM rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None or row[3] != history.history_version(conn, user_id):
+            return False
+        timezone, after_at, after_key, _ = row
+        after = _START if after_at is None else (after_at, after_key)
+        if _next_plays(conn, user_id, after, 1):
+            return False
+        for table in _LOCAL_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        for statement in (
+                """INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played)
+                   SELECT user_id, day, hour, weekday, plays, ms_played FROM rebuild_hours
+                   WHERE user_id = ?""",
+                """INSERT INTO listening_days (user_id, day, plays, ms_played)
+                   SELECT user_id, day, sum(plays), sum(ms_played) FROM rebuild_hours
+                   WHERE user_id = ? GROUP BY day""",
+                """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
+                   SELECT user_id, weekday, hour, sum(plays), sum(ms_played) FROM rebuild_hours
+                   WHERE user_id = ? GROUP BY weekday, hour""",
+                """INSERT INTO listening_months (user_id, month, source, plays, streams,
+                                                 ms_played)
+                   SELECT user_id, month, source, plays, streams, ms_played FROM rebuild_months
+                   WHERE user_id = ?""",
+                """INSERT INTO track_months (user_id, track_id, month, plays, ms_played)
+                   SELECT user_id, track_id, month, plays, ms_played FROM rebuild_track_months
+                   WHERE user_id = ?""",
+                """INSERT INTO artist_months (user_id, artist_id, month, plays, ms_played)
+                   SELECT user_id, artist_id, month, plays, ms_played FROM rebuild_artist_months
+                   WHERE user_id = ?""",
+                """INSERT INTO album_months (user_id, album_id, month, plays, ms_played)
+                   SELECT m.user_id, t.album_id, m.month, sum(m.plays), sum(m.ms_played)
+                   FROM rebuild_track_months m JOIN tracks t ON t.id = m.track_id
+                   WHERE m.user_id = ? AND t.album_id IS NOT NULL GROUP BY t.album_id, m.month"""):
+            conn.execute(statement, (user_id,))
+        conn.execute("UPDATE preferences SET timezone = ? WHERE user_id = ?",
+                     (timezone, user_id))
+        for table in _SHADOW_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
+        history.bump_version(conn, user_id)
+        return True
+
+
+def change(conn: sqlite3.Connection, user_id: int, timezone: str, *, chunk: int = CHUNK,
+           progress: Progress | None = None) -> None:
+    """Recount the user's rollups in `timezone` chunk by chunk, then swap them in (the
+    caller has stored the other preferences; the zone is stored by the swap)."""
+    begin(conn, user_id, timezone)
+    total = conn.execute("SELECT count(*) FROM plays WHERE user_id = ?",
+                         (user_id,)).fetchone()[0]
+    done = 0
+    while True:
+        summed = step(conn, user_id, chunk)
+        if summed is None:
+            return
+        done += summed
+        if progress is not None:
+            progress("Counting your days and hours in the new time zone", min(done, total),
+                     total)
+        if summed == 0:
+            if swap(conn, user_id):
+                return
+            # Plays changed under the last step: step starts again from the first play.
+            done = 0
+
+
+# --- as a background job --------------------------------------------------------------
+
+
+def queue(conn: sqlite3.Connection, user_id: int, timezone: str) -> jobs.Job | None:
+    """Queue a time-zone change; None when one is queued or running already."""
+    with transaction(conn):
+        if jobs.active(conn, user_id, (KIND,)) is not None:
+            return None
+        return jobs.create(conn, user_id, KIND, {"timezone": timezone})
+
+
+async def rezone_job(ctx: jobs.JobContext) -> dict[str, Any]:
+    """Recount the rollups in the new zone under the history lease (syncs wait for it)."""
+    user_id, timezone = ctx.job.user_id, str(ctx.job.params["timezone"])
+    holder = jobs.make_holder(f"timezone-{ctx.job.id}")
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    while not await ctx.db.run(leases.acquire, user_id, LEASE, holder,
+                               ttl=LEASE_SECONDS, purpose=KIND):
+        if time.monotonic() > deadline:
+            lease = await ctx.db.run(leases.holding, user_id, LEASE)
+            running = lease.running if lease else "A sync of your account is running"
+            raise jobs.JobError(f"{running}, so your time zone was not changed yet. Save your "
+                                "preferences again in a moment.", retryable=True)
+        ctx.progress("Waiting for a sync of your account to finish", force=True)
+        await asyncio.sleep(1)
+    try:
+        await run_in_threadpool(ctx.db.call, change, user_id, timezone,
+                                progress=ctx.progress)
+    finally:
+        await ctx.db.run(leases.release, user_id, LEASE, holder)
+    return {"timezone": timezone}
