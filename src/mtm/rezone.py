@@ -1,13 +1,17 @@
-"""A time-zone change: the local-time rollups recounted in short chunks, then swapped in.
+"""A time-zone change: the local-time rollups recounted in short chunks, then put in place.
 
-Days, hours, weekdays and months are local, so a new zone recounts every play. Done in one
-transaction that held the write lock for 6-16 s at 500k plays; here the plays are summed a
-chunk at a time (each chunk its own short transaction) into rebuild_* tables, in the order of
-the plays' key, with the position reached stored alongside, so a crash resumes where it
-stopped. Until the last step the user's zone and rollups stay the old ones, and pages read
-them consistently; the last step swaps the new rows in and stores the zone in one
-transaction. A write to the plays meanwhile (hiding a rule, a restore) bumps the history
-version, and the recount starts again rather than swap in figures that miss it.
+Days, hours and weekdays are local, so a new zone moves every play's hour; done in one
+transaction that held the write lock for 6-16 s at 500k plays. Here the plays are read a
+chunk at a time (each chunk its own short transaction), in the order of their key, with the
+position reached stored alongside, so a crash resumes where it stopped. Each chunk adds its
+plays' new hours to rebuild_hours, and, for the few plays whose month is not the same in
+both zones (those near a month's edge), how they change the monthly rollups. The monthly
+rollups are as big as the plays (one row per track and month), so they are changed by those
+differences, not rewritten. Until the last step the user's zone and rollups stay the old
+ones, and pages read them consistently; the last step puts the new hours and the month
+changes in place and stores the zone, in one transaction. A write to the plays meanwhile
+(hiding a rule, a restore) bumps the history version, and the recount starts again rather
+than put in place figures that miss it.
 """
 
 from __future__ import annotations
@@ -32,8 +36,6 @@ LEASE_SECONDS = 600
 LEASE_WAIT_SECONDS = 60
 # Where the recount begins: before every real play key.
 _START = (-(2 ** 63), -(2 ** 63))
-_LOCAL_TABLES = ("listening_days", "listening_hours", "listening_weekhours", "listening_months",
-                 "track_months", "artist_months", "album_months")
 _SHADOW_TABLES = ("rebuild_hours", "rebuild_months", "rebuild_track_months",
                   "rebuild_artist_months")
 
@@ -50,13 +52,18 @@ def pending(conn: sqlite3.Connection, user_id: int) -> str | None:
 def _reset(conn: sqlite3.Connection, user_id: int, timezone: str, now: int) -> None:
     for table in _SHADOW_TABLES:
         conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+    # The zone the rollups are in now; they stay in it until the swap.
+    current = conn.execute("SELECT timezone FROM preferences WHERE user_id = ?",
+                           (user_id,)).fetchone()
     conn.execute(
-        """INSERT INTO rollup_rebuilds (user_id, timezone, after_at, after_key, history_version,
-                                        started_at) VALUES (?, ?, NULL, NULL, ?, ?)
-           ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone, after_at = NULL,
-               after_key = NULL, history_version = excluded.history_version,
-               started_at = excluded.started_at""",
-        (user_id, timezone, history.history_version(conn, user_id), now))
+        """INSERT INTO rollup_rebuilds (user_id, timezone, from_timezone, after_at, after_key,
+                                        history_version, started_at)
+           VALUES (?, ?, ?, NULL, NULL, ?, ?)
+           ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone,
+               from_timezone = excluded.from_timezone, after_at = NULL, after_key = NULL,
+               history_version = excluded.history_version, started_at = excluded.started_at""",
+        (user_id, timezone, current[0] if current else "UTC",
+         history.history_version(conn, user_id), now))
 
 
 def begin(conn: sqlite3.Connection, user_id: int, timezone: str,
@@ -88,26 +95,30 @@ def _next_plays(conn: sqlite3.Connection, user_id: int, after: tuple[int, int],
            ORDER BY played_at, record_key LIMIT ?""", (user_id, *after, limit)).fetchall()
 
 
-def _add_chunk(conn: sqlite3.Connection, user_id: int, local: history.LocalTime,
-               plays: list[tuple]) -> None:
+def _add_chunk(conn: sqlite3.Connection, user_id: int, old: history.LocalTime,
+               new: history.LocalTime, plays: list[tuple]) -> None:
     hours: dict[tuple[str, int, int], list[int]] = {}
+    # How the monthly figures change: + in the new zone's month, - in the old one's.
     months: dict[tuple[str, str], list[int]] = {}
     track_months: dict[tuple[int, str], list[int]] = {}
     artist_months: dict[tuple[int, str], list[int]] = {}
     for played_at, _, ms, counted, source, track_id, artist_id in plays:
-        key = local(played_at)
+        key = new(played_at)
         entry = hours.setdefault(key, [0, 0])
         entry[0] += counted
         entry[1] += ms
-        month_name = key[0][:7]
-        month = months.setdefault((month_name, source), [0, 0, 0])
-        month[0] += counted
-        month[1] += 1
-        month[2] += ms
-        for totals, subject in ((track_months, track_id), (artist_months, artist_id)):
-            entry = totals.setdefault((subject, month_name), [0, 0])
-            entry[0] += counted
-            entry[1] += ms
+        month_name, was = key[0][:7], old(played_at)[0][:7]
+        if month_name == was:
+            continue
+        for name, sign in ((month_name, 1), (was, -1)):
+            month = months.setdefault((name, source), [0, 0, 0])
+            month[0] += sign * counted
+            month[1] += sign
+            month[2] += sign * ms
+            for totals, subject in ((track_months, track_id), (artist_months, artist_id)):
+                entry = totals.setdefault((subject, name), [0, 0])
+                entry[0] += sign * counted
+                entry[1] += sign * ms
     # A chunk ends anywhere in a day or month: what the chunk before summed is added to.
     conn.executemany(
         """INSERT INTO rebuild_hours (user_id, day, hour, weekday, plays, ms_played)
@@ -135,20 +146,24 @@ def step(conn: sqlite3.Connection, user_id: int, limit: int = CHUNK,
     """Sum the next chunk of plays in the new zone, in one transaction; how many it summed
     (0 once every play is summed), None when there is no recount under way."""
     with transaction(conn):
-        row = conn.execute("SELECT timezone, after_at, after_key, history_version "
-                           "FROM rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
+        row = conn.execute("SELECT timezone, after_at, after_key, history_version, "
+                           "from_timezone FROM rollup_rebuilds WHERE user_id = ?",
+                           (user_id,)).fetchone()
         if row is None:
             return None
-        timezone, after_at, after_key, version = row
+        timezone, after_at, after_key, version, from_timezone = row
         if version != history.history_version(conn, user_id):
             # The plays changed since the sums began: they would miss it, so begin again.
             _reset(conn, user_id, timezone, int(now or time.time()))
             after_at = None
+            from_timezone = conn.execute("SELECT from_timezone FROM rollup_rebuilds "
+                                         "WHERE user_id = ?", (user_id,)).fetchone()[0]
         after = _START if after_at is None else (after_at, after_key)
         plays = _next_plays(conn, user_id, after, limit)
         if not plays:
             return 0
-        _add_chunk(conn, user_id, history.LocalTime(timezone), plays)
+        _add_chunk(conn, user_id, history.LocalTime(from_timezone),
+                   history.LocalTime(timezone), plays)
         conn.execute("UPDATE rollup_rebuilds SET after_at = ?, after_key = ? WHERE user_id = ?",
                      (plays[-1][0], plays[-1][1], user_id))
         return len(plays)
@@ -166,7 +181,7 @@ def swap(conn: sqlite3.Connection, user_id: int) -> bool:
         after = _START if after_at is None else (after_at, after_key)
         if _next_plays(conn, user_id, after, 1):
             return False
-        for table in _LOCAL_TABLES:
+        for table in ("listening_days", "listening_hours", "listening_weekhours"):
             conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
         for statement in (
                 """INSERT INTO listening_hours (user_id, day, hour, weekday, plays, ms_played)
@@ -178,21 +193,45 @@ def swap(conn: sqlite3.Connection, user_id: int) -> bool:
                 """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
                    SELECT user_id, weekday, hour, sum(plays), sum(ms_played) FROM rebuild_hours
                    WHERE user_id = ? GROUP BY weekday, hour""",
+                # The months: only what the plays near their edges change.
                 """INSERT INTO listening_months (user_id, month, source, plays, streams,
                                                  ms_played)
                    SELECT user_id, month, source, plays, streams, ms_played FROM rebuild_months
-                   WHERE user_id = ?""",
+                   WHERE user_id = ? AND true
+                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                       streams = streams + excluded.streams,
+                       ms_played = ms_played + excluded.ms_played""",
                 """INSERT INTO track_months (user_id, track_id, month, plays, ms_played)
                    SELECT user_id, track_id, month, plays, ms_played FROM rebuild_track_months
-                   WHERE user_id = ?""",
+                   WHERE user_id = ? AND true
+                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                       ms_played = ms_played + excluded.ms_played""",
                 """INSERT INTO artist_months (user_id, artist_id, month, plays, ms_played)
                    SELECT user_id, artist_id, month, plays, ms_played FROM rebuild_artist_months
-                   WHERE user_id = ?""",
+                   WHERE user_id = ? AND true
+                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                       ms_played = ms_played + excluded.ms_played""",
                 """INSERT INTO album_months (user_id, album_id, month, plays, ms_played)
                    SELECT m.user_id, t.album_id, m.month, sum(m.plays), sum(m.ms_played)
                    FROM rebuild_track_months m JOIN tracks t ON t.id = m.track_id
-                   WHERE m.user_id = ? AND t.album_id IS NOT NULL GROUP BY t.album_id, m.month"""):
+                   WHERE m.user_id = ? AND t.album_id IS NOT NULL GROUP BY t.album_id, m.month
+                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+                       ms_played = ms_played + excluded.ms_played""",
+                "DELETE FROM listening_months WHERE user_id = ? AND streams = 0"):
             conn.execute(statement, (user_id,))
+        # A month a track, artist or album no longer has plays in holds nothing now. (As
+        # with hiding, a row of 0-ms streams only is dropped where a rebuild keeps its zeros.)
+        for table, column, touched in (
+                ("track_months", "track_id",
+                 "SELECT track_id, month FROM rebuild_track_months WHERE user_id = ?"),
+                ("artist_months", "artist_id",
+                 "SELECT artist_id, month FROM rebuild_artist_months WHERE user_id = ?"),
+                ("album_months", "album_id",
+                 "SELECT t.album_id, m.month FROM rebuild_track_months m "
+                 "JOIN tracks t ON t.id = m.track_id WHERE m.user_id = ?")):
+            conn.execute(f"DELETE FROM {table} WHERE user_id = ? AND plays = 0 AND "
+                         f"ms_played = 0 AND ({column}, month) IN ({touched})",
+                         (user_id, user_id))
         conn.execute("UPDATE preferences SET timezone = ? WHERE user_id = ?",
                      (timezone, user_id))
         for table in _SHADOW_TABLES:

@@ -2,12 +2,15 @@
 -- can say what is running instead of "a sync" for everything; NULL for leases taken before.
 ALTER TABLE leases ADD COLUMN purpose TEXT;
 
--- A time-zone change rebuilds the rollups in chunks under the sync lease: the new zone, how
--- far through the plays it has got, and the rows built so far (swapped in at the end), so a
--- crash resumes where it stopped and pages keep reading the old zone's figures until then.
+-- A time-zone change recounts the rollups in chunks under the sync lease (mtm.rezone): the
+-- zones from and to, how far through the plays it has got, and the rows built so far
+-- (rebuild_hours: the new hours; the others: how each month's figures change, only plays
+-- near a month's edge moving), put in place at the end, so a crash resumes where it stopped
+-- and pages keep reading the old zone's figures until then.
 CREATE TABLE rollup_rebuilds (
     user_id   INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
     timezone  TEXT    NOT NULL,
+    from_timezone TEXT NOT NULL,
     -- The played_at and record_key of the last play summed so far (NULL: none yet).
     after_at  INTEGER,
     after_key INTEGER,
@@ -53,3 +56,8 @@ CREATE TABLE rebuild_artist_months (
     ms_played INTEGER NOT NULL,
     PRIMARY KEY (user_id, artist_id, month)
 ) WITHOUT ROWID;
+
+-- A rule being removed is shown again a chunk at a time (mtm.hiding): while it is, it hides
+-- nothing new, so the plays moved back stay counted; a crash leaves it set, and removing the
+-- rule again finishes.
+ALTER TABLE hide_rules ADD COLUMN removing INTEGER NOT NULL DEFAULT 0;
