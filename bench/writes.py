@@ -140,9 +140,9 @@ def bench_hiding(conn: sqlite3.Connection, writer: SmallWriter, user_id: int) ->
                           ("now (chunked)", lambda f: f)):
             made: list[hiding.Change] = []
             measure(writer, f"hide {what}, {how}",
-                    wrap(lambda r=rule: made.append(hiding.add(conn, user_id, r))))
+                    wrap(lambda r=rule, m=made: m.append(hiding.add(conn, user_id, r))))
             measure(writer, f"show {what} again, {how}",
-                    wrap(lambda: hiding.remove(conn, user_id, made[0].rule_id)))
+                    wrap(lambda m=made: hiding.remove(conn, user_id, m[0].rule_id)))
 
 
 def main() -> int:

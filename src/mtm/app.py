@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
-from mtm import connection, demo, enrich, history, imports, jobs, rezone
+from mtm import connection, demo, enrich, history, imports, jobs, rezone, sync
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -87,6 +87,8 @@ def prepare_database(settings: Settings) -> None:
             log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
         for job in jobs.close_abandoned(conn):
             log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
+        for user_id in sync.close_abandoned_runs(conn):
+            log.warning("a sync of user %s was interrupted by a restart", user_id)
         jobs.forget_finished(conn, int(time.time()) - jobs.KEEP_FINISHED_SECONDS)
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)
