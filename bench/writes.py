@@ -106,7 +106,9 @@ def one_transaction(conn: sqlite3.Connection, fn: Callable[[], object]) -> Calla
 def old_timezone_change(conn: sqlite3.Connection, user_id: int, zone: str) -> None:
     """What preferences.save did before: store the zone and rebuild, in one transaction."""
     with db.transaction(conn):
-        conn.execute("UPDATE preferences SET timezone = ? WHERE user_id = ?", (zone, user_id))
+        conn.execute("INSERT INTO preferences (user_id, timezone) VALUES (?, ?) "
+                     "ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone",
+                     (user_id, zone))
         history.rebuild_rollups(conn, user_id)
 
 

@@ -33,6 +33,8 @@ LEASE = "sync"
 # Plays summed per transaction: well under 0.1 s of work, so another write waits no longer.
 CHUNK = 5_000
 LEASE_SECONDS = 600
+# The page cache of the swap's connection, in KiB as PRAGMA cache_size takes it (negative).
+SWAP_CACHE_KIB = -131_072
 LEASE_WAIT_SECONDS = 60
 # Where the recount begins: before every real play key.
 _START = (-(2 ** 63), -(2 ** 63))
@@ -172,6 +174,17 @@ def step(conn: sqlite3.Connection, user_id: int, limit: int | None = None,
 def swap(conn: sqlite3.Connection, user_id: int) -> bool:
     """Put the recounted rollups and the new zone in place, in one transaction; False (and
     nothing swapped) when the plays changed since the sums began or some are not summed."""
+    # The month changes touch rows all over three big tables: with room for their pages the
+    # transaction, and so the lock it holds, is about half as long.
+    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = {SWAP_CACHE_KIB}")
+    try:
+        return _swap(conn, user_id)
+    finally:
+        conn.execute(f"PRAGMA cache_size = {int(cache)}")
+
+
+def _swap(conn: sqlite3.Connection, user_id: int) -> bool:
     with transaction(conn):
         row = conn.execute("SELECT timezone, after_at, after_key, history_version "
                            "FROM rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
@@ -219,21 +232,25 @@ def swap(conn: sqlite3.Connection, user_id: int) -> bool:
                        ms_played = ms_played + excluded.ms_played""",
                 "DELETE FROM listening_months WHERE user_id = ? AND streams = 0"):
             conn.execute(statement, (user_id,))
-        # A month a track, artist or album no longer has plays in holds nothing now. (As
-        # with hiding, a row of 0-ms streams only is dropped where a rebuild keeps its zeros.)
-        for table, column, touched in (
-                ("track_months", "track_id",
-                 "SELECT track_id, month FROM rebuild_track_months WHERE user_id = ?"),
-                ("artist_months", "artist_id",
-                 "SELECT artist_id, month FROM rebuild_artist_months WHERE user_id = ?"),
-                ("album_months", "album_id",
-                 "SELECT t.album_id, m.month FROM rebuild_track_months m "
-                 "JOIN tracks t ON t.id = m.track_id WHERE m.user_id = ?")):
-            conn.execute(f"DELETE FROM {table} WHERE user_id = ? AND plays = 0 AND "
-                         f"ms_played = 0 AND ({column}, month) IN ({touched})",
-                         (user_id, user_id))
-        conn.execute("UPDATE preferences SET timezone = ? WHERE user_id = ?",
-                     (timezone, user_id))
+        # A month a track, artist or album no longer has plays in holds nothing now: only
+        # a month that lost plays can be one. (As with hiding, a row of 0-ms streams only
+        # is dropped where a rebuild keeps its zeros.)
+        for table, key, lost in (
+                ("track_months", "user_id, track_id, month",
+                 "SELECT user_id, track_id, month FROM rebuild_track_months "
+                 "WHERE user_id = ? AND ms_played < 0"),
+                ("artist_months", "user_id, artist_id, month",
+                 "SELECT user_id, artist_id, month FROM rebuild_artist_months "
+                 "WHERE user_id = ? AND ms_played < 0"),
+                ("album_months", "user_id, album_id, month",
+                 "SELECT m.user_id, t.album_id, m.month FROM rebuild_track_months m "
+                 "JOIN tracks t ON t.id = m.track_id WHERE m.user_id = ? "
+                 "GROUP BY t.album_id, m.month HAVING sum(m.ms_played) < 0")):
+            conn.execute(f"DELETE FROM {table} WHERE ({key}) IN ({lost}) AND plays = 0 "
+                         "AND ms_played = 0", (user_id,))
+        conn.execute("INSERT INTO preferences (user_id, timezone) VALUES (?, ?) "
+                     "ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone",
+                     (user_id, timezone))
         for table in _SHADOW_TABLES:
             conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
         conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
