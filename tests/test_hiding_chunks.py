@@ -16,7 +16,7 @@ __all__ = ["listened"]
 
 @pytest.fixture(autouse=True)
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hiding, "CHUNK", 2)
+    monkeypatch.setattr(hiding, "CHUNK", 2, raising=False)
 
 
 def _transactions(conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -147,3 +147,14 @@ async def test_a_long_change_answers_at_once_and_says_so(client, app,
     await wait_for_syncs(app)
     page = (await client.get("/settings")).text
     assert 'value="Asia/Tokyo"' in page and "being counted again" not in page
+
+
+def test_saving_the_zone_in_use_gives_up_an_unfinished_change(
+        conn: sqlite3.Connection, user_id: int, listened: int) -> None:
+    before = rollups(conn, user_id)
+    rezone.begin(conn, user_id, "Asia/Tokyo")
+    rezone.step(conn, user_id, 100)
+    assert not preferences.save(conn, user_id, Preferences("Europe/Berlin", 6))
+    assert rezone.pending(conn, user_id) is None
+    assert rezone.step(conn, user_id) is None
+    assert rollups(conn, user_id) == before

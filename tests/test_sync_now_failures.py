@@ -14,7 +14,7 @@ from tests.test_views_settings import HX, services_of, token_of, user_id_of, wai
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jobs, "RETRY_PAUSE", 0)
+    monkeypatch.setattr(jobs, "RETRY_PAUSE", 0, raising=False)
 
 
 def _locked(*args, **kwargs):

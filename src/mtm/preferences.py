@@ -108,6 +108,9 @@ def save(conn: sqlite3.Connection, user_id: int, prefs: Preferences, *,
             (user_id, before.timezone, prefs.week_start, prefs.chart_metric,
              prefs.playlist_source))
     changed = before.timezone != prefs.timezone
+    if not changed and rezone.pending(conn, user_id) not in (None, prefs.timezone):
+        # Back to the zone in use: a change to another one, cut short, is given up.
+        rezone.cancel(conn, user_id)
     if changed and recount:
         rezone.change(conn, user_id, prefs.timezone)
     return changed
