@@ -89,6 +89,9 @@ def prepare_database(settings: Settings) -> None:
             log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
         for user_id in sync.close_abandoned_runs(conn):
             log.warning("a sync of user %s was interrupted by a restart", user_id)
+        for user_id in rezone.finish_moving(conn):
+            log.warning("finished the time-zone change of user %s a restart cut short",
+                        user_id)
         jobs.forget_finished(conn, int(time.time()) - jobs.KEEP_FINISHED_SECONDS)
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import history, periods, preferences
+from mtm import history, periods, preferences, rezone
 from mtm.db import transaction
 from mtm.identity import PLAY_MS
 
@@ -212,7 +212,7 @@ def _matching(rule_kind: str, target_id: int | None, uri: str | None, starts: in
 
 # Plays moved per transaction when a rule is added or removed, so another write never waits
 # long behind a rule hiding a big share of the history.
-CHUNK = 10_000
+CHUNK = 2_500
 
 
 def _move_to_incoming(conn: sqlite3.Connection, user_id: int, table: str, where: str,
@@ -281,9 +281,16 @@ def add_from_form(conn: sqlite3.Connection, user_id: int, form: Mapping[str, str
     return add(conn, user_id, parse_form(form, today), moment)
 
 
+def _not_while_months_move(conn: sqlite3.Connection, user_id: int) -> None:
+    if rezone.months_moving(conn, user_id):
+        raise HideError("Your time zone is being changed right now; nothing was hidden or "
+                        "shown. Try again in a few seconds.", 409)
+
+
 def add(conn: sqlite3.Connection, user_id: int, wanted: RuleIn, now: int | None = None
         ) -> Change:
     """Store a rule, then hide the plays it matches a chunk at a time."""
+    _not_while_months_move(conn, user_id)
     with transaction(conn):
         timezone = preferences.load(conn, user_id).timezone
         if wanted.kind == "context":
@@ -352,6 +359,7 @@ def _hide_matching(conn: sqlite3.Connection, user_id: int, rule_id: int, where: 
 def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | None:
     """Delete a rule and count again the plays no other rule hides, a chunk at a time;
     None if not the user's."""
+    _not_while_months_move(conn, user_id)
     with transaction(conn):
         owned = rules(conn, user_id)
         rule = next((r for r in owned if r.id == rule_id), None)

@@ -1,17 +1,22 @@
-"""A time-zone change: the local-time rollups recounted in short chunks, then put in place.
+"""A time-zone change: the local-time rollups recounted in short transactions.
 
 Days, hours and weekdays are local, so a new zone moves every play's hour; done in one
-transaction that held the write lock for 6-16 s at 500k plays. Here the plays are read a
-chunk at a time (each chunk its own short transaction), in the order of their key, with the
-position reached stored alongside, so a crash resumes where it stopped. Each chunk adds its
-plays' new hours to rebuild_hours, and, for the few plays whose month is not the same in
-both zones (those near a month's edge), how they change the monthly rollups. The monthly
-rollups are as big as the plays (one row per track and month), so they are changed by those
-differences, not rewritten. Until the last step the user's zone and rollups stay the old
-ones, and pages read them consistently; the last step puts the new hours and the month
-changes in place and stores the zone, in one transaction. A write to the plays meanwhile
-(hiding a rule, a restore) bumps the history version, and the recount starts again rather
-than put in place figures that miss it.
+transaction that held the write lock for 6-16 s at 500k plays. Here, in three phases:
+
+1. The plays are read a chunk at a time (each chunk its own short transaction), in the order
+   of their key, with the position reached stored alongside, so a crash resumes where it
+   stopped. Each chunk adds its plays' new hours to rebuild_hours and, for the few plays
+   whose month is not the same in both zones (those near a month's edge), how they change
+   the monthly rollups. Pages read the old zone, whole, throughout.
+2. The monthly rollups are as big as the plays (one row per track and month), so they are
+   changed by those differences, one month per transaction. Meanwhile the readers of track,
+   artist and album months (period_totals, entities) sum the plays instead (months_moving),
+   so no page reads a month half moved; a crash here is finished at the next start.
+3. One transaction puts the new hours and days, the month totals and the zone in place.
+
+A write to the plays meanwhile (hiding a rule, a restore) bumps the history version: in
+phase 1 the recount starts again; in phase 2 (where hiding waits) the rollups are rebuilt
+whole, as before.
 """
 
 from __future__ import annotations
@@ -33,8 +38,6 @@ LEASE = "sync"
 # Plays summed per transaction: well under 0.1 s of work, so another write waits no longer.
 CHUNK = 5_000
 LEASE_SECONDS = 600
-# The page cache of the swap's connection, in KiB as PRAGMA cache_size takes it (negative).
-SWAP_CACHE_KIB = -131_072
 LEASE_WAIT_SECONDS = 60
 # Where the recount begins: before every real play key.
 _START = (-(2 ** 63), -(2 ** 63))
@@ -63,7 +66,8 @@ def _reset(conn: sqlite3.Connection, user_id: int, timezone: str, now: int) -> N
            VALUES (?, ?, ?, NULL, NULL, ?, ?)
            ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone,
                from_timezone = excluded.from_timezone, after_at = NULL, after_key = NULL,
-               history_version = excluded.history_version, started_at = excluded.started_at""",
+               months_after = NULL, history_version = excluded.history_version,
+               started_at = excluded.started_at""",
         (user_id, timezone, current[0] if current else "UTC",
          history.history_version(conn, user_id), now))
 
@@ -73,20 +77,26 @@ def begin(conn: sqlite3.Connection, user_id: int, timezone: str,
     """Start recounting in `timezone`, or resume an unfinished recount in the same zone;
     True when it resumes."""
     with transaction(conn):
-        row = conn.execute("SELECT timezone, history_version FROM rollup_rebuilds "
-                           "WHERE user_id = ?", (user_id,)).fetchone()
-        if row is not None and tuple(row) == (timezone, history.history_version(conn, user_id)):
+        row = conn.execute("SELECT timezone, history_version, months_after FROM "
+                           "rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
+        if row is not None and tuple(row[:2]) == (timezone,
+                                                  history.history_version(conn, user_id)):
             return True
+        if row is not None and row[2] is not None:
+            # Its months are half moved: finished first, then the zone asked for now.
+            _finish(conn, user_id)
         _reset(conn, user_id, timezone, int(now or time.time()))
         return False
 
 
 def cancel(conn: sqlite3.Connection, user_id: int) -> None:
-    """Drop an unfinished recount (the zone stays as it is)."""
+    """Drop an unfinished recount (the zone stays as it is), or finish it once its months
+    are moving (they are half in the new zone)."""
+    if months_moving(conn, user_id):
+        _finish(conn, user_id)
+        return
     with transaction(conn):
-        for table in _SHADOW_TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-        conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
+        _forget(conn, user_id)
 
 
 def _next_plays(conn: sqlite3.Connection, user_id: int, after: tuple[int, int],
@@ -154,6 +164,9 @@ def step(conn: sqlite3.Connection, user_id: int, limit: int | None = None,
         if row is None:
             return None
         timezone, after_at, after_key, version, from_timezone = row
+        if conn.execute("SELECT months_after IS NOT NULL FROM rollup_rebuilds "
+                        "WHERE user_id = ?", (user_id,)).fetchone()[0]:
+            return 0  # every play is summed; its months are moving
         if version != history.history_version(conn, user_id):
             # The plays changed since the sums began: they would miss it, so begin again.
             _reset(conn, user_id, timezone, int(now or time.time()))
@@ -171,28 +184,122 @@ def step(conn: sqlite3.Connection, user_id: int, limit: int | None = None,
         return len(plays)
 
 
-def swap(conn: sqlite3.Connection, user_id: int) -> bool:
-    """Put the recounted rollups and the new zone in place, in one transaction; False (and
-    nothing swapped) when the plays changed since the sums began or some are not summed."""
-    # The month changes touch rows all over three big tables: with room for their pages the
-    # transaction, and so the lock it holds, is about half as long.
-    cache = conn.execute("PRAGMA cache_size").fetchone()[0]
-    conn.execute(f"PRAGMA cache_size = {SWAP_CACHE_KIB}")
-    try:
-        return _swap(conn, user_id)
-    finally:
-        conn.execute(f"PRAGMA cache_size = {int(cache)}")
+def months_moving(conn: sqlite3.Connection, user_id: int) -> bool:
+    """True while the user's monthly rollups are being moved month by month (the last
+    phase): readers of track, artist and album months sum the plays instead meanwhile."""
+    return conn.execute("SELECT 1 FROM rollup_rebuilds WHERE user_id = ? AND months_after "
+                        "IS NOT NULL", (user_id,)).fetchone() is not None
 
 
-def _swap(conn: sqlite3.Connection, user_id: int) -> bool:
+def _everything_again(conn: sqlite3.Connection, user_id: int, timezone: str) -> None:
+    # The plays changed while months were moving (an artist merged by a lookup): the
+    # rollups are a mix, so they are rebuilt whole, in one transaction, as before.
+    conn.execute("INSERT INTO preferences (user_id, timezone) VALUES (?, ?) "
+                 "ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone",
+                 (user_id, timezone))
+    history.rebuild_rollups(conn, user_id)
+    _forget(conn, user_id)
+
+
+def _forget(conn: sqlite3.Connection, user_id: int) -> None:
+    for table in _SHADOW_TABLES:
+        conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+    conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
+
+
+def start_moving(conn: sqlite3.Connection, user_id: int) -> bool:
+    """Once every play is summed, begin moving the monthly rollups; False (nothing begun)
+    when the plays changed since the sums began or some are not summed yet."""
     with transaction(conn):
-        row = conn.execute("SELECT timezone, after_at, after_key, history_version "
+        row = conn.execute("SELECT after_at, after_key, history_version, months_after "
                            "FROM rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
-        if row is None or row[3] != history.history_version(conn, user_id):
+        if row is None or row[2] != history.history_version(conn, user_id):
             return False
-        timezone, after_at, after_key, _ = row
-        after = _START if after_at is None else (after_at, after_key)
+        if row[3] is not None:
+            return True
+        after = _START if row[0] is None else (row[0], row[1])
         if _next_plays(conn, user_id, after, 1):
+            return False
+        conn.execute("UPDATE rollup_rebuilds SET months_after = '' WHERE user_id = ?",
+                     (user_id,))
+        return True
+
+
+# One month's changes to the track, artist and album months (the album's follow its
+# tracks'), then the rows of that month left with nothing: only one that lost plays can be.
+# (As with hiding, a row of 0-ms streams only is dropped where a rebuild keeps its zeros.)
+_MONTH_CHANGES = (
+    """INSERT INTO track_months (user_id, track_id, month, plays, ms_played)
+       SELECT user_id, track_id, month, plays, ms_played FROM rebuild_track_months
+       WHERE user_id = :user AND month = :month
+       ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+           ms_played = ms_played + excluded.ms_played""",
+    """INSERT INTO artist_months (user_id, artist_id, month, plays, ms_played)
+       SELECT user_id, artist_id, month, plays, ms_played FROM rebuild_artist_months
+       WHERE user_id = :user AND month = :month
+       ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+           ms_played = ms_played + excluded.ms_played""",
+    """INSERT INTO album_months (user_id, album_id, month, plays, ms_played)
+       SELECT m.user_id, t.album_id, m.month, sum(m.plays), sum(m.ms_played)
+       FROM rebuild_track_months m JOIN tracks t ON t.id = m.track_id
+       WHERE m.user_id = :user AND m.month = :month AND t.album_id IS NOT NULL
+       GROUP BY t.album_id
+       ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
+           ms_played = ms_played + excluded.ms_played""",
+    """DELETE FROM track_months WHERE user_id = :user AND month = :month AND plays = 0
+       AND ms_played = 0 AND track_id IN (SELECT track_id FROM rebuild_track_months
+           WHERE user_id = :user AND month = :month AND ms_played < 0)""",
+    """DELETE FROM artist_months WHERE user_id = :user AND month = :month AND plays = 0
+       AND ms_played = 0 AND artist_id IN (SELECT artist_id FROM rebuild_artist_months
+           WHERE user_id = :user AND month = :month AND ms_played < 0)""",
+    """DELETE FROM album_months WHERE user_id = :user AND month = :month AND plays = 0
+       AND ms_played = 0 AND album_id IN (SELECT t.album_id FROM rebuild_track_months m
+           JOIN tracks t ON t.id = m.track_id WHERE m.user_id = :user AND m.month = :month
+           AND m.ms_played < 0)""",
+)
+
+
+def move_month(conn: sqlite3.Connection, user_id: int) -> str | None:
+    """Apply the next month's changes to the monthly rollups, in one transaction; the month,
+    or None once every month is moved (or the recount is gone)."""
+    with transaction(conn):
+        row = conn.execute("SELECT timezone, history_version, months_after FROM "
+                           "rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None or row[2] is None:
+            return None
+        timezone, version, after = row
+        if version != history.history_version(conn, user_id):
+            _everything_again(conn, user_id, timezone)
+            return None
+        month = conn.execute(
+            "SELECT min(month) FROM (SELECT min(month) AS month FROM rebuild_track_months "
+            "WHERE user_id = ? AND month > ? UNION ALL SELECT min(month) FROM "
+            "rebuild_artist_months WHERE user_id = ? AND month > ?)",
+            (user_id, after, user_id, after)).fetchone()[0]
+        if month is None:
+            return None
+        for statement in _MONTH_CHANGES:
+            conn.execute(statement, {"user": user_id, "month": month})
+        conn.execute("UPDATE rollup_rebuilds SET months_after = ? WHERE user_id = ?",
+                     (month, user_id))
+        return month
+
+
+def swap(conn: sqlite3.Connection, user_id: int) -> bool:
+    """Once the months are moved: put the new hours and days, the month totals and the new
+    zone in place, in one transaction; False when the months are not moved yet."""
+    with transaction(conn):
+        row = conn.execute("SELECT timezone, history_version, months_after FROM "
+                           "rollup_rebuilds WHERE user_id = ?", (user_id,)).fetchone()
+        if row is None or row[2] is None:
+            return False
+        timezone, version, after = row
+        if version != history.history_version(conn, user_id):
+            _everything_again(conn, user_id, timezone)
+            return True
+        if conn.execute("SELECT 1 FROM rebuild_track_months WHERE user_id = ? AND month > ? "
+                        "UNION ALL SELECT 1 FROM rebuild_artist_months WHERE user_id = ? "
+                        "AND month > ?", (user_id, after, user_id, after)).fetchone():
             return False
         for table in ("listening_days", "listening_hours", "listening_weekhours"):
             conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
@@ -206,7 +313,7 @@ def _swap(conn: sqlite3.Connection, user_id: int) -> bool:
                 """INSERT INTO listening_weekhours (user_id, weekday, hour, plays, ms_played)
                    SELECT user_id, weekday, hour, sum(plays), sum(ms_played) FROM rebuild_hours
                    WHERE user_id = ? GROUP BY weekday, hour""",
-                # The months: only what the plays near their edges change.
+                # A few rows per month: changed here, with the days they must agree with.
                 """INSERT INTO listening_months (user_id, month, source, plays, streams,
                                                  ms_played)
                    SELECT user_id, month, source, plays, streams, ms_played FROM rebuild_months
@@ -214,54 +321,37 @@ def _swap(conn: sqlite3.Connection, user_id: int) -> bool:
                    ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
                        streams = streams + excluded.streams,
                        ms_played = ms_played + excluded.ms_played""",
-                """INSERT INTO track_months (user_id, track_id, month, plays, ms_played)
-                   SELECT user_id, track_id, month, plays, ms_played FROM rebuild_track_months
-                   WHERE user_id = ? AND true
-                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-                       ms_played = ms_played + excluded.ms_played""",
-                """INSERT INTO artist_months (user_id, artist_id, month, plays, ms_played)
-                   SELECT user_id, artist_id, month, plays, ms_played FROM rebuild_artist_months
-                   WHERE user_id = ? AND true
-                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-                       ms_played = ms_played + excluded.ms_played""",
-                """INSERT INTO album_months (user_id, album_id, month, plays, ms_played)
-                   SELECT m.user_id, t.album_id, m.month, sum(m.plays), sum(m.ms_played)
-                   FROM rebuild_track_months m JOIN tracks t ON t.id = m.track_id
-                   WHERE m.user_id = ? AND t.album_id IS NOT NULL GROUP BY t.album_id, m.month
-                   ON CONFLICT DO UPDATE SET plays = plays + excluded.plays,
-                       ms_played = ms_played + excluded.ms_played""",
                 "DELETE FROM listening_months WHERE user_id = ? AND streams = 0"):
             conn.execute(statement, (user_id,))
-        # A month a track, artist or album no longer has plays in holds nothing now: only
-        # a month that lost plays can be one. (As with hiding, a row of 0-ms streams only
-        # is dropped where a rebuild keeps its zeros.)
-        for table, key, lost in (
-                ("track_months", "user_id, track_id, month",
-                 "SELECT user_id, track_id, month FROM rebuild_track_months "
-                 "WHERE user_id = ? AND ms_played < 0"),
-                ("artist_months", "user_id, artist_id, month",
-                 "SELECT user_id, artist_id, month FROM rebuild_artist_months "
-                 "WHERE user_id = ? AND ms_played < 0"),
-                ("album_months", "user_id, album_id, month",
-                 "SELECT m.user_id, t.album_id, m.month FROM rebuild_track_months m "
-                 "JOIN tracks t ON t.id = m.track_id WHERE m.user_id = ? "
-                 "GROUP BY t.album_id, m.month HAVING sum(m.ms_played) < 0")):
-            conn.execute(f"DELETE FROM {table} WHERE ({key}) IN ({lost}) AND plays = 0 "
-                         "AND ms_played = 0", (user_id,))
         conn.execute("INSERT INTO preferences (user_id, timezone) VALUES (?, ?) "
                      "ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone",
                      (user_id, timezone))
-        for table in _SHADOW_TABLES:
-            conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
-        conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
+        _forget(conn, user_id)
         history.bump_version(conn, user_id)
         return True
 
 
+def finish_moving(conn: sqlite3.Connection) -> list[int]:
+    """At start-up: finish the changes a crash cut short while their months were moving
+    (the plays are all summed; pages read slower sums until it is done); the users."""
+    users = [r[0] for r in conn.execute("SELECT user_id FROM rollup_rebuilds "
+                                        "WHERE months_after IS NOT NULL").fetchall()]
+    for user_id in users:
+        _finish(conn, user_id)
+    return users
+
+
+def _finish(conn: sqlite3.Connection, user_id: int) -> None:
+    while move_month(conn, user_id):
+        pass
+    swap(conn, user_id)
+
+
 def change(conn: sqlite3.Connection, user_id: int, timezone: str, *,
            chunk: int | None = None, progress: Progress | None = None) -> None:
-    """Recount the user's rollups in `timezone` chunk by chunk, then swap them in (the
-    caller has stored the other preferences; the zone is stored by the swap)."""
+    """Recount the user's rollups in `timezone` chunk by chunk, move the months, then put
+    it all in place (the caller has stored the other preferences; the swap stores the
+    zone)."""
     begin(conn, user_id, timezone)
     total = conn.execute("SELECT count(*) FROM plays WHERE user_id = ?",
                          (user_id,)).fetchone()[0]
@@ -275,10 +365,13 @@ def change(conn: sqlite3.Connection, user_id: int, timezone: str, *,
             progress("Counting your days and hours in the new time zone", min(done, total),
                      total)
         if summed == 0:
-            if swap(conn, user_id):
-                return
+            if start_moving(conn, user_id):
+                break
             # Plays changed under the last step: step starts again from the first play.
             done = 0
+    if progress is not None:
+        progress("Moving your monthly figures to the new time zone", done, total)
+    _finish(conn, user_id)
 
 
 # --- as a background job --------------------------------------------------------------
@@ -287,7 +380,12 @@ def change(conn: sqlite3.Connection, user_id: int, timezone: str, *,
 def queue(conn: sqlite3.Connection, user_id: int, timezone: str) -> jobs.Job | None:
     """Queue a time-zone change; None when one is queued or running already."""
     with transaction(conn):
-        if jobs.active(conn, user_id, (KIND,)) is not None:
+        running = jobs.active(conn, user_id, (KIND,))
+        if running is not None and jobs.holder_alive(running.holder) is False:
+            # Its process died (another worker's crash): marked interrupted, not waited for.
+            jobs.close_abandoned(conn)
+            running = jobs.active(conn, user_id, (KIND,))
+        if running is not None:
             return None
         return jobs.create(conn, user_id, KIND, {"timezone": timezone})
 

@@ -16,6 +16,9 @@ CREATE TABLE rollup_rebuilds (
     after_key INTEGER,
     -- users.history_version when the sums began: any write to the plays since starts again.
     history_version INTEGER NOT NULL,
+    -- Once every play is summed, the monthly rollups are moved a month at a time: the last
+    -- month moved ('' before the first). Pages sum those months from the plays meanwhile.
+    months_after TEXT,
     started_at INTEGER NOT NULL
 );
 
