@@ -10,6 +10,7 @@ MARK `-` runs the action through without stopping (the re-run after the restart)
   restore   Settings' restore of a backup, the user's data replaced, not committed
   clear     Settings' Clear all data, the data deleted, not committed
   timezone  a time-zone change (a job), its third chunk just committed
+  timezone-months  the same, its second month (of the monthly rollups) just moved
   hide      hiding the most played artist, inside its second chunk (the first committed)
 """
 
@@ -103,11 +104,14 @@ def main() -> int:
     elif action == "clear":
         after(backups, "_delete_user_data", mark)
         backups.clear_with_backup(conn, settings.backups_dir, user_id)
-    elif action == "timezone":
+    elif action in ("timezone", "timezone-months"):
         from mtm import jobs
 
         rezone.CHUNK = ACCOUNT_CHUNK
-        after(rezone, "step", mark, calls=3)
+        if action == "timezone":
+            after(rezone, "step", mark, calls=3)
+        else:
+            after(rezone, "move_month", mark, calls=2)
         database = db.Database(settings.database_path)
         job = rezone.queue(conn, user_id, "Pacific/Auckland")
         # The runner the server uses (a time-zone change needs none of its services).

@@ -274,6 +274,18 @@ def test_killed_time_zone_change(data_dir: Path) -> None:
     _figure("time-zone change", reached, len(before), len(before), len(before))
 
 
+def test_killed_time_zone_change_moving_its_months(data_dir: Path) -> None:
+    before = _before(data_dir)
+    reached = _kill_at_mark("timezone-months", data_dir)
+    # The restart finishes it: every play was summed, and its months were half moved.
+    conn, user_id = _check(data_dir)
+    assert rezone.pending(conn, user_id) is None
+    assert preferences.load(conn, user_id).timezone == "Pacific/Auckland"
+    assert _keys(conn, user_id) == before
+    assert _job_states(conn, user_id, "timezone") == ["interrupted"]
+    _figure("time-zone change, moving months", reached, len(before), len(before), len(before))
+
+
 def test_killed_hide(data_dir: Path) -> None:
     before = _before(data_dir)
     reached = _kill_at_mark("hide", data_dir)
