@@ -326,9 +326,14 @@ def swap(conn: sqlite3.Connection, user_id: int) -> bool:
         conn.execute("INSERT INTO preferences (user_id, timezone) VALUES (?, ?) "
                      "ON CONFLICT (user_id) DO UPDATE SET timezone = excluded.timezone",
                      (user_id, timezone))
-        _forget(conn, user_id)
+        conn.execute("DELETE FROM rollup_rebuilds WHERE user_id = ?", (user_id,))
         history.bump_version(conn, user_id)
-        return True
+    # The rows built are nobody's now: deleted after, not in the transaction that swaps.
+    with transaction(conn):
+        if pending(conn, user_id) is None:
+            for table in _SHADOW_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+    return True
 
 
 def finish_moving(conn: sqlite3.Connection) -> list[int]:
