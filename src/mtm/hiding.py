@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from mtm import history, periods, preferences, rezone
-from mtm.db import transaction
+from mtm.db import breathe, transaction
 from mtm.identity import PLAY_MS
 
 KINDS = ("track", "album", "artist", "context")
@@ -335,6 +335,7 @@ def _hide_matching(conn: sqlite3.Connection, user_id: int, rule_id: int, where: 
     rollups in a transaction of its own; (streams, plays) moved."""
     moved = counted = 0
     while True:
+        started = time.monotonic()
         with transaction(conn):
             chunk = _move_to_incoming(conn, user_id, "plays", where, params, CHUNK)
             if chunk:
@@ -354,6 +355,7 @@ def _hide_matching(conn: sqlite3.Connection, user_id: int, rule_id: int, where: 
         moved += chunk
         if chunk < CHUNK:
             return moved, counted
+        breathe(time.monotonic() - started)
 
 
 def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | None:
@@ -377,6 +379,7 @@ def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | Non
                          (user_id, rule_id, rule_id, user_id, rule_id))
     moved = counted = 0
     while True:
+        started = time.monotonic()
         with transaction(conn):
             chunk = _move_to_incoming(conn, user_id, "hidden_plays",
                                       "p.user_id = ? AND p.rule_id = ?", (rule_id,), CHUNK)
@@ -390,6 +393,7 @@ def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | Non
         moved += chunk
         if chunk < CHUNK:
             return Change(rule_id, rule.name, moved, counted)
+        breathe(time.monotonic() - started)
 
 
 # --- reading ---------------------------------------------------------------------------

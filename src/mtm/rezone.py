@@ -29,7 +29,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from mtm import history, jobs, leases
+from mtm import db, history, jobs, leases
 from mtm.db import transaction
 
 KIND = "timezone"
@@ -347,8 +347,11 @@ def finish_moving(conn: sqlite3.Connection) -> list[int]:
 
 
 def _finish(conn: sqlite3.Connection, user_id: int) -> None:
-    while move_month(conn, user_id):
-        pass
+    while True:
+        started = time.monotonic()
+        if move_month(conn, user_id) is None:
+            break
+        db.breathe(time.monotonic() - started)
     swap(conn, user_id)
 
 
@@ -362,7 +365,9 @@ def change(conn: sqlite3.Connection, user_id: int, timezone: str, *,
                          (user_id,)).fetchone()[0]
     done = 0
     while True:
+        started = time.monotonic()
         summed = step(conn, user_id, chunk)
+        db.breathe(time.monotonic() - started)
         if summed is None:
             return
         done += summed
