@@ -37,7 +37,10 @@ def settings_for(data_dir: Path):
 
 def stop_here(mark: Path) -> None:
     """Say where this process is, and wait to be killed."""
-    mark.write_text(str(os.getpid()))
+    # Written aside and renamed, so the test never reads it half-written.
+    aside = mark.with_name(mark.name + ".part")
+    aside.write_text(str(os.getpid()))
+    aside.rename(mark)
     time.sleep(30)
 
 
