@@ -333,11 +333,21 @@ def _hide_matching(conn: sqlite3.Connection, user_id: int, rule_id: int, where: 
                    params: tuple) -> tuple[int, int]:
     """Move the plays a rule matches to hidden_plays a chunk at a time, each chunk and its
     rollups in a transaction of its own; (streams, plays) moved."""
+    # Which plays it matches is read once, outside any write transaction: a rule without an
+    # index of its own (a playlist) scans the plays, and a scan per chunk held the lock.
+    conn.execute("DROP TABLE IF EXISTS temp.rule_plays")
+    conn.execute(f"CREATE TEMP TABLE rule_plays AS SELECT p.played_at, p.record_key "
+                 f"FROM plays p WHERE {where}", (user_id, *params))
+    next_chunk = ("p.user_id = ? AND (p.played_at, p.record_key) IN (SELECT played_at, "
+                  f"record_key FROM temp.rule_plays ORDER BY rowid LIMIT {int(CHUNK)})")
     moved = counted = 0
     while True:
         started = time.monotonic()
         with transaction(conn):
-            chunk = _move_to_incoming(conn, user_id, "plays", where, params, CHUNK)
+            chunk = _move_to_incoming(conn, user_id, "plays", next_chunk, ())
+            conn.execute("DELETE FROM temp.rule_plays WHERE rowid IN (SELECT rowid FROM "
+                         "temp.rule_plays ORDER BY rowid LIMIT ?)", (CHUNK,))
+            left = conn.execute("SELECT count(*) FROM temp.rule_plays").fetchone()[0]
             if chunk:
                 counted += _incoming_plays(conn)
                 conn.execute(
@@ -353,7 +363,8 @@ def _hide_matching(conn: sqlite3.Connection, user_id: int, rule_id: int, where: 
                 conn.execute("DELETE FROM incoming_plays")
                 history.bump_version(conn, user_id)
         moved += chunk
-        if chunk < CHUNK:
+        if not left:
+            conn.execute("DROP TABLE temp.rule_plays")
             return moved, counted
         breathe(time.monotonic() - started)
 
