@@ -59,7 +59,7 @@ def test_a_job_whose_process_died_is_interrupted(conn: sqlite3.Connection, user_
     gone = jobs.create(conn, user_id, "import", now=1000)
     jobs.start(conn, gone.id, f"jobs:{host}:{dead.pid}:abcd", now=1000)
     alive = jobs.create(conn, user_id, "sync", now=1000)
-    jobs.start(conn, alive.id, f"jobs:{host}:{os.getpid()}:abcd", now=1000)
+    jobs.start(conn, alive.id, jobs.make_holder("jobs"), now=1000)
     elsewhere = jobs.create(conn, user_id, "enrich", now=1000)
     jobs.start(conn, elsewhere.id, "jobs:another-machine:12:abcd", now=1000)
     # A dead process on this machine is recognised at once; elsewhere, by a stale heartbeat.

@@ -20,7 +20,18 @@ from starlette.types import ASGIApp
 from starlette_wtf import CSRFProtectMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from mtm import connection, demo, deployment, enrich, history, imports, instance_backup, jobs
+from mtm import (
+    connection,
+    demo,
+    deployment,
+    enrich,
+    history,
+    imports,
+    instance_backup,
+    jobs,
+    rezone,
+    sync,
+)
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -65,7 +76,7 @@ class Services:
 def job_handlers() -> dict[str, jobs.Handler]:
     """Every kind of background job and the function that runs it."""
     return {connection.SYNC: connection.sync_job, enrich.KIND: enrich.look_up,
-            **imports.handlers()}
+            rezone.KIND: rezone.rezone_job, **imports.handlers()}
 
 
 def emulator_state_path(settings: Settings) -> Path:
@@ -106,6 +117,11 @@ def _prepare_database(settings: Settings) -> None:
             log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
         for job in jobs.close_abandoned(conn):
             log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
+        for user_id in sync.close_abandoned_runs(conn):
+            log.warning("a sync of user %s was interrupted by a restart", user_id)
+        for user_id in rezone.finish_moving(conn):
+            log.warning("finished the time-zone change of user %s a restart cut short",
+                        user_id)
         jobs.forget_finished(conn, int(time.time()) - jobs.KEEP_FINISHED_SECONDS)
         if settings.demo:
             user_id = demo.ensure_demo_user(conn)

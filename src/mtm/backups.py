@@ -21,7 +21,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from mtm import db as database
-from mtm import exports, history, identity, leases, preferences, sync, users
+from mtm import exports, history, identity, jobs, leases, preferences, sync, users
 from mtm.db import transaction
 
 KINDS = ("manual", "auto")
@@ -324,12 +324,16 @@ def clear_data(conn: sqlite3.Connection, user_id: int) -> DataCounts:
 
 
 @contextlib.contextmanager
-def syncs_paused(conn: sqlite3.Connection, user_id: int) -> Iterator[None]:
+def syncs_paused(conn: sqlite3.Connection, user_id: int, purpose: str) -> Iterator[None]:
     """Hold the user's sync lease, so no sync writes while a destructive action runs."""
-    holder = f"settings:{uuid.uuid4().hex[:12]}"
-    if not leases.acquire(conn, user_id, sync.LEASE, holder, ttl=LEASE_SECONDS):
-        raise SyncInProgress("A sync of your account is running right now. Nothing was "
-                             "changed; please try again in a few seconds.")
+    # A holder of this process's name: a crash mid-way lets go at once, not at the expiry.
+    holder = jobs.make_holder(purpose)
+    if not leases.acquire(conn, user_id, sync.LEASE, holder, ttl=LEASE_SECONDS,
+                          purpose=purpose):
+        lease = leases.holding(conn, user_id, sync.LEASE)
+        running = lease.running if lease else leases.PURPOSES["sync"] + " is running"
+        raise SyncInProgress(f"{running} right now. Nothing was changed; please try again "
+                             "once it has finished.")
     try:
         yield
     finally:
@@ -339,7 +343,7 @@ def syncs_paused(conn: sqlite3.Connection, user_id: int) -> Iterator[None]:
 def clear_with_backup(conn: sqlite3.Connection, root: Path, user_id: int
                       ) -> tuple[DataCounts, Backup]:
     """Take an automatic backup, then clear all data; (what was deleted, the backup)."""
-    with syncs_paused(conn, user_id):
+    with syncs_paused(conn, user_id, "clear"):
         backup = create_backup(conn, root, user_id, "auto", CLEAR_REASON)
         counts = clear_data(conn, user_id)
         prune(conn, root, user_id, protect={backup.id})
@@ -351,7 +355,7 @@ def disconnect(conn: sqlite3.Connection, root: Path, user_id: int, *, delete_his
     """Forget the user's Spotify tokens; with `delete_history`, back up and clear first."""
     backup = None
     if delete_history:
-        with syncs_paused(conn, user_id):
+        with syncs_paused(conn, user_id, "disconnect"):
             backup = create_backup(conn, root, user_id, "auto", DISCONNECT_REASON)
             clear_data(conn, user_id)
             users.forget_tokens(conn, user_id)
@@ -659,7 +663,7 @@ def restore_backup(conn: sqlite3.Connection, root: Path, user_id: int, backup_id
                               (user_id,)).fetchone()[0]
     path = path_of(root, backup)
     info = inspect(path, spotify_id)
-    with syncs_paused(conn, user_id):
+    with syncs_paused(conn, user_id, "restore"):
         safety = create_backup(conn, root, user_id, "auto", "before restoring a backup")
         source = path
         if info.schema_version < database.migrations()[-1][0]:

@@ -142,9 +142,37 @@ def sync_running(conn: sqlite3.Connection, user_id: int, now: int | None = None)
     return leases.held_by(conn, user_id, sync.LEASE, now) is not None
 
 
+def history_lease(conn: sqlite3.Connection, user_id: int,
+                  now: int | None = None) -> leases.Lease | None:
+    """The lease on the user's history if a live process holds it: what is running."""
+    return leases.holding(conn, user_id, sync.LEASE, now)
+
+
 # --- sync now ---------------------------------------------------------------------------
 
 SYNC = "sync"
+
+
+def unrecorded_failure(conn: sqlite3.Connection, user_id: int) -> jobs.Job | None:
+    """The user's last "sync now" if it ended failed or interrupted (so it recorded no
+    finished run) and no run began after it ended: Settings says so, not only the old run."""
+    job = jobs.latest(conn, user_id, (SYNC,))
+    if job is None or job.state not in ("failed", "interrupted"):
+        return None
+    run = sync.latest_run(conn, user_id)
+    if run is not None and run.started_at > (job.finished_at or job.created_at):
+        return None
+    return job
+
+
+def active_sync_job(conn: sqlite3.Connection, user_id: int) -> jobs.Job | None:
+    """The user's queued or running "sync now", unless the process running it is gone
+    (then it is marked interrupted at once, not after the heartbeat goes stale)."""
+    job = jobs.active(conn, user_id, (SYNC,))
+    if job is not None and job.state == "running" and jobs.holder_alive(job.holder) is False:
+        jobs.close_abandoned(conn)
+        job = jobs.active(conn, user_id, (SYNC,))
+    return job
 
 
 class Busy(Exception):
@@ -154,7 +182,7 @@ class Busy(Exception):
 def queue_sync(conn: sqlite3.Connection, user_id: int) -> jobs.Job:
     """Queue a "sync now" job, unless a sync of the user is under way anywhere (Busy)."""
     with transaction(conn):
-        if jobs.active(conn, user_id, (SYNC,)) is not None or sync_running(conn, user_id):
+        if active_sync_job(conn, user_id) is not None or sync_running(conn, user_id):
             raise Busy(user_id)
         return jobs.create(conn, user_id, SYNC)
 
@@ -199,10 +227,10 @@ async def sync_job(ctx: jobs.JobContext) -> dict[str, Any]:
                                holder=jobs.make_holder(f"sync-now-{ctx.job.id}"),
                                pacer=JobPacer(services.scheduler.pacer, ctx))
     if run is None:
-        holder = await ctx.db.run(leases.held_by, ctx.job.user_id, sync.LEASE) or ""
-        if holder.startswith(("import", "undo")):
-            raise jobs.JobError("An import of your history is running, and syncs wait for it. "
-                                "Sync again once it has finished.")
+        lease = await ctx.db.run(history_lease, ctx.job.user_id)
+        if lease is not None and lease.kind != "sync":
+            raise jobs.JobError(f"{lease.running}, and syncs wait for it. Sync again once it "
+                                "has finished.", retryable=True)
         raise jobs.JobError("Another sync of your account started first; its result is shown "
                             "in Settings.")
     return {"run_id": run.id}

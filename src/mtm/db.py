@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -19,6 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from mtm import identity
 
 T = TypeVar("T")
+# The pause between two transactions of a long piece of work (breathe), in seconds.
+BREATHE_MIN = 0.05
+BREATHE_MAX = 0.25
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -75,6 +79,16 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def breathe(held: float) -> None:
+    """Pause after a transaction that held the write lock `held` seconds, before the next.
+
+    Work done as a run of short transactions would otherwise take the lock again at once:
+    a writer waiting in SQLite's busy handler, which sleeps up to 100 ms between tries,
+    would rarely find it free. Pausing as long as the lock was held (50-250 ms) lets it in.
+    """
+    time.sleep(min(max(held, BREATHE_MIN), BREATHE_MAX))
 
 
 def migrations() -> list[tuple[int, str, str]]:

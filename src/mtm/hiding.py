@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import history, periods, preferences
-from mtm.db import transaction
+from mtm import history, periods, preferences, rezone
+from mtm.db import breathe, transaction
 from mtm.identity import PLAY_MS
 
 KINDS = ("track", "album", "artist", "context")
@@ -210,9 +210,22 @@ def _matching(rule_kind: str, target_id: int | None, uri: str | None, starts: in
             (target_id if uri is None else uri, starts or 0, ends or _FOREVER))
 
 
+# Plays moved per transaction when a rule is added or removed, so another write never waits
+# long behind a rule hiding a big share of the history.
+CHUNK = 2_500
+
+
 def _move_to_incoming(conn: sqlite3.Connection, user_id: int, table: str, where: str,
-                      params: tuple) -> int:
-    """Copy the plays of `table` that `where` matches into incoming_plays; how many."""
+                      params: tuple, limit: int | None = None) -> int:
+    """Copy the plays of `table` that `where` matches (at most `limit` of them) into
+    incoming_plays; how many."""
+    if limit is not None:
+        # The chunk is chosen once, so the local times and the copy read the same plays.
+        conn.execute("DROP TABLE IF EXISTS temp.chunk_plays")
+        conn.execute(f"CREATE TEMP TABLE chunk_plays AS SELECT p.played_at, p.record_key "
+                     f"FROM {table} p WHERE {where} LIMIT ?", (user_id, *params, limit))
+        where = (f"{where} AND (p.played_at, p.record_key) IN "
+                 "(SELECT played_at, record_key FROM temp.chunk_plays)")
     history.fill_local_times(conn, user_id, f"SELECT DISTINCT p.played_at / 900 FROM {table} p "
                              f"WHERE {where}", (user_id, *params))
     conn.execute(history.INCOMING)
@@ -268,9 +281,16 @@ def add_from_form(conn: sqlite3.Connection, user_id: int, form: Mapping[str, str
     return add(conn, user_id, parse_form(form, today), moment)
 
 
+def _not_while_months_move(conn: sqlite3.Connection, user_id: int) -> None:
+    if rezone.months_moving(conn, user_id):
+        raise HideError("Your time zone is being changed right now; nothing was hidden or "
+                        "shown. Try again in a few seconds.", 409)
+
+
 def add(conn: sqlite3.Connection, user_id: int, wanted: RuleIn, now: int | None = None
         ) -> Change:
-    """Store a rule and hide the plays it matches, in one transaction."""
+    """Store a rule, then hide the plays it matches a chunk at a time."""
+    _not_while_months_move(conn, user_id)
     with transaction(conn):
         timezone = preferences.load(conn, user_id).timezone
         if wanted.kind == "context":
@@ -292,42 +312,74 @@ def add(conn: sqlite3.Connection, user_id: int, wanted: RuleIn, now: int | None 
                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id""",
             (user_id, wanted.kind, wanted.target_id, wanted.context_uri, starts, ends,
              int(now if now is not None else time.time()))).fetchone()
-        if row is None:
-            existing = conn.execute(
+        existed = row is None
+        if existed:
+            row = conn.execute(
                 """SELECT id FROM hide_rules WHERE user_id = ? AND kind = ?
                    AND coalesce(target_id, context_uri) = ? AND coalesce(starts_at, -1) = ?
                    AND coalesce(ends_at, -1) = ?""",
                 (user_id, wanted.kind, wanted.target_id or wanted.context_uri,
                  -1 if starts is None else starts, -1 if ends is None else ends)).fetchone()
-            return Change(existing[0], name, 0, existed=True)
-        rule_id = row[0]
-        where, params = _matching(wanted.kind, wanted.target_id, wanted.context_uri, starts,
-                                  ends)
-        moved = _move_to_incoming(conn, user_id, "plays", where, params)
-        counted = _incoming_plays(conn)
-        if moved:
-            conn.execute(
-                """INSERT INTO hidden_plays (user_id, played_at, record_key, track_id,
-                        artist_id, ms_played, source, context_uri, skipped, import_id, rule_id)
-                    SELECT ?, played_at, record_key, track_id, artist_id, ms_played, source,
-                           context_uri, skipped, import_id, ? FROM incoming_plays
-                    ORDER BY played_at, record_key""", (user_id, rule_id))
-            _delete_incoming_from(conn, user_id, "plays")
-            history.roll_incoming(conn, user_id, -1)
-            history.settle_removed(conn, user_id)
-            conn.execute("DELETE FROM incoming_plays")
-        # The rule changes what every page shows, even before it hides anything.
-        history.bump_version(conn, user_id)
-    return Change(rule_id, name, moved, counted)
+        else:
+            # The rule changes what every page shows, even before it hides anything.
+            history.bump_version(conn, user_id)
+    where, params = _matching(wanted.kind, wanted.target_id, wanted.context_uri, starts, ends)
+    # An existing rule has nothing left to hide, unless a crash cut its hiding short.
+    moved, counted = _hide_matching(conn, user_id, row[0], where, params)
+    return Change(row[0], name, moved, counted, existed=existed)
+
+
+def _hide_matching(conn: sqlite3.Connection, user_id: int, rule_id: int, where: str,
+                   params: tuple) -> tuple[int, int]:
+    """Move the plays a rule matches to hidden_plays a chunk at a time, each chunk and its
+    rollups in a transaction of its own; (streams, plays) moved."""
+    # Which plays it matches is read once, outside any write transaction: a rule without an
+    # index of its own (a playlist) scans the plays, and a scan per chunk held the lock.
+    conn.execute("DROP TABLE IF EXISTS temp.rule_plays")
+    conn.execute(f"CREATE TEMP TABLE rule_plays AS SELECT p.played_at, p.record_key "
+                 f"FROM plays p WHERE {where}", (user_id, *params))
+    next_chunk = ("p.user_id = ? AND (p.played_at, p.record_key) IN (SELECT played_at, "
+                  f"record_key FROM temp.rule_plays ORDER BY rowid LIMIT {int(CHUNK)})")
+    moved = counted = 0
+    while True:
+        started = time.monotonic()
+        with transaction(conn):
+            chunk = _move_to_incoming(conn, user_id, "plays", next_chunk, ())
+            conn.execute("DELETE FROM temp.rule_plays WHERE rowid IN (SELECT rowid FROM "
+                         "temp.rule_plays ORDER BY rowid LIMIT ?)", (CHUNK,))
+            left = conn.execute("SELECT count(*) FROM temp.rule_plays").fetchone()[0]
+            if chunk:
+                counted += _incoming_plays(conn)
+                conn.execute(
+                    """INSERT INTO hidden_plays (user_id, played_at, record_key, track_id,
+                            artist_id, ms_played, source, context_uri, skipped, import_id,
+                            rule_id)
+                        SELECT ?, played_at, record_key, track_id, artist_id, ms_played,
+                               source, context_uri, skipped, import_id, ? FROM incoming_plays
+                        ORDER BY played_at, record_key""", (user_id, rule_id))
+                _delete_incoming_from(conn, user_id, "plays")
+                history.roll_incoming(conn, user_id, -1)
+                history.settle_removed(conn, user_id)
+                conn.execute("DELETE FROM incoming_plays")
+                history.bump_version(conn, user_id)
+        moved += chunk
+        if not left:
+            conn.execute("DROP TABLE temp.rule_plays")
+            return moved, counted
+        breathe(time.monotonic() - started)
 
 
 def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | None:
-    """Delete a rule and count again the plays no other rule hides; None if not the user's."""
+    """Delete a rule and count again the plays no other rule hides, a chunk at a time;
+    None if not the user's."""
+    _not_while_months_move(conn, user_id)
     with transaction(conn):
         owned = rules(conn, user_id)
         rule = next((r for r in owned if r.id == rule_id), None)
         if rule is None:
             return None
+        # From now on it hides nothing new, so the plays moved back stay counted.
+        conn.execute("UPDATE hide_rules SET removing = 1 WHERE id = ?", (rule_id,))
         if len(owned) > 1:
             # A play another rule matches stays hidden, by that rule.
             other = history.RULE_OF.format(
@@ -336,15 +388,23 @@ def remove(conn: sqlite3.Connection, user_id: int, rule_id: int) -> Change | Non
             conn.execute(f"UPDATE hidden_plays SET rule_id = {other} "
                          f"WHERE rule_id = ? AND {other} IS NOT NULL",
                          (user_id, rule_id, rule_id, user_id, rule_id))
-        moved = _move_to_incoming(conn, user_id, "hidden_plays", "p.user_id = ? AND p.rule_id = ?",
-                                  (rule_id,))
-        counted = _incoming_plays(conn)
-        conn.execute("DELETE FROM hidden_plays WHERE rule_id = ?", (rule_id,))
-        conn.execute("DELETE FROM hide_rules WHERE id = ?", (rule_id,))
-        if moved:
-            history.apply_incoming(conn, user_id)
-        history.bump_version(conn, user_id)
-    return Change(rule_id, rule.name, moved, counted)
+    moved = counted = 0
+    while True:
+        started = time.monotonic()
+        with transaction(conn):
+            chunk = _move_to_incoming(conn, user_id, "hidden_plays",
+                                      "p.user_id = ? AND p.rule_id = ?", (rule_id,), CHUNK)
+            counted += _incoming_plays(conn)
+            _delete_incoming_from(conn, user_id, "hidden_plays")
+            if chunk:
+                history.apply_incoming(conn, user_id)
+            if chunk < CHUNK:
+                conn.execute("DELETE FROM hide_rules WHERE id = ?", (rule_id,))
+            history.bump_version(conn, user_id)
+        moved += chunk
+        if chunk < CHUNK:
+            return Change(rule_id, rule.name, moved, counted)
+        breathe(time.monotonic() - started)
 
 
 # --- reading ---------------------------------------------------------------------------

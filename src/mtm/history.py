@@ -400,7 +400,7 @@ def apply_incoming(conn: sqlite3.Connection, user_id: int, import_id: int | None
 # Which rule hides play p (whose album is the expression `album`): the oldest of the user's
 # rules matching it (`others` may leave some out), or NULL. Per kind, a rule matches the
 # play's track, main artist, album or playing context.
-RULE_OF = """(SELECT min(r.id) FROM hide_rules r WHERE r.user_id = ? {others}
+RULE_OF = """(SELECT min(r.id) FROM hide_rules r WHERE r.user_id = ? {others} AND r.removing = 0
               AND (r.starts_at IS NULL OR {p}.played_at >= r.starts_at)
               AND (r.ends_at IS NULL OR {p}.played_at < r.ends_at)
               AND CASE r.kind WHEN 'track' THEN {p}.track_id = r.target_id

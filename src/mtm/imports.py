@@ -267,10 +267,10 @@ async def preview_job(ctx: JobContext) -> dict[str, Any]:
     return {"report": report.to_json(), **ctx.job.params}
 
 
-async def _take_lease(ctx: JobContext, holder: str) -> None:
+async def _take_lease(ctx: JobContext, holder: str, purpose: str) -> None:
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     while not await ctx.db.run(leases.acquire, ctx.job.user_id, sync.LEASE, holder,
-                               ttl=LEASE_SECONDS):
+                               ttl=LEASE_SECONDS, purpose=purpose):
         if time.monotonic() > deadline:
             raise JobError("A sync or another change to your data has been running for a "
                            "minute; nothing was imported. Try again in a moment.",
@@ -284,7 +284,7 @@ async def import_job(ctx: JobContext) -> dict[str, Any]:
     files = _files(ctx)
     settings, user_id = ctx.services.settings, ctx.job.user_id
     holder = jobs.make_holder(f"import-{ctx.job.id}")
-    await _take_lease(ctx, holder)
+    await _take_lease(ctx, holder, "import")
 
     def backup(report: Report) -> int:
         ctx.progress("Backing up your data first", force=True)
@@ -321,7 +321,7 @@ async def undo_job(ctx: JobContext) -> dict[str, Any]:
     settings, user_id = ctx.services.settings, ctx.job.user_id
     import_id = int(ctx.job.params["import_id"])
     holder = jobs.make_holder(f"undo-{ctx.job.id}")
-    await _take_lease(ctx, holder)
+    await _take_lease(ctx, holder, "undo")
     try:
         ctx.progress("Backing up your data first", force=True)
         await ctx.db.run(backups.create_backup, settings.backups_dir, user_id, "auto",

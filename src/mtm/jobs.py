@@ -37,6 +37,12 @@ STALE_SECONDS = 60
 PROGRESS_INTERVAL = 0.25
 # Finished jobs are kept this long for their pages; imports are listed from their own table.
 KEEP_FINISHED_SECONDS = 90 * 86_400
+# Writes recording a job are tried this often, the pauses growing by this much, when locked.
+RETRIES = 5
+RETRY_PAUSE = 0.5
+BUSY = ("The database was too busy to do this just now, and nothing was changed. Please "
+        "try again in a moment.")
+FULL = "The server's disk is full, so nothing was changed. Free some space and try again."
 
 
 class JobError(Exception):
@@ -103,9 +109,16 @@ def _job(row: sqlite3.Row | tuple | None) -> Job | None:
     return Job(*values)
 
 
+# The nonces this process made: a holder with this pid but another nonce is a dead process's
+# whose pid came round again (a container restarted: its server is pid 1 every time).
+_NONCES: set[str] = set()
+
+
 def make_holder(prefix: str = "app") -> str:
     """A holder name unique to this process, readable in the database: kind:host:pid:nonce."""
-    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    nonce = uuid.uuid4().hex[:8]
+    _NONCES.add(nonce)
+    return f"{prefix}:{socket.gethostname()}:{os.getpid()}:{nonce}"
 
 
 def holder_alive(holder: str | None) -> bool | None:
@@ -117,7 +130,7 @@ def holder_alive(holder: str | None) -> bool | None:
         return None
     pid = int(parts[-2])
     if pid == os.getpid():
-        return True
+        return parts[-1] in _NONCES
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -344,9 +357,17 @@ class JobRunner:
 
     async def run(self, job: Job) -> Job:
         """Run one job to its end and record how it ended; return it as finished."""
-        if not await self.db.run(start, job.id, self.holder):
+        try:
+            started = await self._retry(start, job.id, self.holder)
+            if started:
+                job = await self._retry(get_any, job.id)
+        except (DatabaseUnavailable, sqlite3.OperationalError):
+            # Accepted but never started (the database stayed locked): it still ends recorded.
+            log.exception("job %s (%s) could not start", job.id, job.kind)
+            await self._finish(job.id, "failed", result={"retryable": True}, error=BUSY)
             return await self.db.run(get_any, job.id)
-        job = await self.db.run(get_any, job.id)
+        if not started:
+            return await self.db.run(get_any, job.id)
         progress = self._progress[job.id] = Progress(self.db, job.id, watch=self.watch)
         heart = asyncio.create_task(self._beat(progress))
         try:
@@ -358,6 +379,10 @@ class JobRunner:
         except asyncio.CancelledError:
             await asyncio.shield(self._finish(job.id, "interrupted", error=INTERRUPTED))
             raise
+        except (DatabaseUnavailable, sqlite3.OperationalError) as exc:
+            log.exception("job %s (%s) met a busy database", job.id, job.kind)
+            await self._finish(job.id, "failed", result={"retryable": True},
+                               error=FULL if "full" in str(exc) else BUSY)
         except Exception:
             log.exception("job %s (%s) crashed", job.id, job.kind)
             await self._finish(job.id, "failed", result={"retryable": True}, error=(
@@ -380,16 +405,19 @@ class JobRunner:
         return dataclasses.replace(job, stage=progress.stage, done=progress.done,
                                    total=progress.total)
 
-    async def _finish(self, job_id: int, state: str, **outcome: Any) -> None:
-        # Every accepted job ends recorded: a busy database is retried, not given up on.
-        for attempt in range(5):
+    async def _retry(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # A busy database is retried, not given up on, for the writes that record a job.
+        for attempt in range(RETRIES):
             try:
-                await self.db.run(finish, job_id, state, **outcome)
-                return
+                return await self.db.run(fn, *args, **kwargs)
             except (DatabaseUnavailable, sqlite3.OperationalError):
-                if attempt == 4:
+                if attempt == RETRIES - 1:
                     raise
-                await asyncio.sleep(0.5 * (attempt + 1))
+                await asyncio.sleep(RETRY_PAUSE * (attempt + 1))
+
+    async def _finish(self, job_id: int, state: str, **outcome: Any) -> None:
+        # Every accepted job ends recorded.
+        await self._retry(finish, job_id, state, **outcome)
 
     async def _beat(self, progress: Progress) -> None:
         while True:

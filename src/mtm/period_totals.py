@@ -14,6 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from mtm import rezone
 from mtm.listening import METRICS, TOP, Ranked, Totals, named, named_rankings
 from mtm.periods import local_midnight, month_starts, next_month
 
@@ -122,7 +123,9 @@ def fill(conn: sqlite3.Connection, user_id: int, timezone: str, first: date, las
     keys = (month_key(months[0]), month_key(months[1])) if months else ("", "")
     in_months = streams_in_months(conn, user_id, *keys) if months else 0
     by_month = True
-    if months is None or in_months < MONTHS_FROM_STREAMS:
+    # While a time-zone change moves the monthly rollups, they are half in each zone.
+    if months is None or in_months < MONTHS_FROM_STREAMS or rezone.months_moving(conn,
+                                                                                   user_id):
         _plays_into_edges(conn, user_id, start, end)
     else:
         everything = streams_in_months(conn, user_id, "", "9999")

@@ -8,7 +8,7 @@ import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mtm import history, playlists
+from mtm import playlists, rezone
 from mtm.db import transaction
 
 WEEK_STARTS: tuple[tuple[int, str], ...] = ((0, "Monday"), (6, "Sunday"))
@@ -89,21 +89,28 @@ def load(conn: sqlite3.Connection, user_id: int) -> Preferences:
     return Preferences(*row) if row else Preferences()
 
 
-def save(conn: sqlite3.Connection, user_id: int, prefs: Preferences) -> bool:
-    """Store preferences; a new time zone rebuilds the local-day rollups. True if it changed."""
+def save(conn: sqlite3.Connection, user_id: int, prefs: Preferences, *,
+         recount: bool = True) -> bool:
+    """Store preferences; True if the time zone changed.
+
+    A new zone is stored only once the local-day rollups are recounted in it (mtm.rezone,
+    in short transactions), so no page ever reads days of one zone labelled with another:
+    at once here, or by a background job when `recount` is False.
+    """
     with transaction(conn):
         before = load(conn, user_id)
         conn.execute(
             """INSERT INTO preferences (user_id, timezone, week_start, chart_metric,
                                         playlist_source) VALUES (?, ?, ?, ?, ?)
-               ON CONFLICT(user_id) DO UPDATE SET timezone = excluded.timezone,
-                   week_start = excluded.week_start, chart_metric = excluded.chart_metric,
+               ON CONFLICT(user_id) DO UPDATE SET week_start = excluded.week_start,
+                   chart_metric = excluded.chart_metric,
                    playlist_source = excluded.playlist_source""",
-            (user_id, prefs.timezone, prefs.week_start, prefs.chart_metric,
+            (user_id, before.timezone, prefs.week_start, prefs.chart_metric,
              prefs.playlist_source))
-        changed = before.timezone != prefs.timezone
-        if changed:
-            # Per-day and per-hour rollups are local: in the same transaction, so no page
-            # ever reads days of one zone labelled with another.
-            history.rebuild_rollups(conn, user_id)
+    changed = before.timezone != prefs.timezone
+    if not changed and rezone.pending(conn, user_id) not in (None, prefs.timezone):
+        # Back to the zone in use: a change to another one, cut short, is given up.
+        rezone.cancel(conn, user_id)
+    if changed and recount:
+        rezone.change(conn, user_id, prefs.timezone)
     return changed

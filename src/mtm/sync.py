@@ -142,6 +142,18 @@ def finish_run(conn: sqlite3.Connection, run_id: int, outcome: str,
             "WHERE id = ?", (int(time.time()), outcome, error, retry_at, run_id))
 
 
+def close_abandoned_runs(conn: sqlite3.Connection) -> list[int]:
+    """At start-up: close the open runs of users whose history lease no live process holds
+    (a crash mid-sync), so Settings says the sync was interrupted; the users closed."""
+    closed = []
+    for (user_id,) in conn.execute("SELECT DISTINCT user_id FROM sync_runs "
+                                   "WHERE outcome = 'running'").fetchall():
+        if leases.holding(conn, user_id, LEASE) is None and close_interrupted_runs(conn,
+                                                                                    user_id):
+            closed.append(user_id)
+    return closed
+
+
 def close_interrupted_runs(conn: sqlite3.Connection, user_id: int) -> int:
     """Mark runs left 'running' by a crashed process as failed (called under the lease)."""
     with transaction(conn):
@@ -314,7 +326,8 @@ async def sync_user(db: Database, client: SpotifyClient, user_id: int, *, holder
     the scheduler's next pass does the rest).
     """
     now = int(now or time.time())
-    if not await db.run(leases.acquire, user_id, LEASE, holder, ttl=LEASE_SECONDS, now=now):
+    if not await db.run(leases.acquire, user_id, LEASE, holder, ttl=LEASE_SECONDS, now=now,
+                        purpose="sync"):
         return None
     try:
         await db.run(close_interrupted_runs, user_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +13,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette_wtf import csrf_protect
 
-from mtm import backups, connection, exports, imports, jobs, periods, preferences, sync, users
+from mtm import (
+    backups,
+    connection,
+    exports,
+    imports,
+    jobs,
+    periods,
+    preferences,
+    rezone,
+    sync,
+    users,
+)
 from mtm.ratelimit import DOWNLOAD, rate_limited
 from mtm.rendering import (
     flash,
@@ -28,6 +40,8 @@ from mtm.views.errors import error_response
 from mtm.views.imports import UPLOAD_FORM
 
 CLEAR_WORD = "DELETE"
+# Seconds a preferences form waits for a time-zone change before answering without it.
+REZONE_WAIT = 3.0
 HISTORY_CHOICES = ("keep", "delete")
 CHOICES = {
     "playlist_sources": preferences.playlist_sources(),
@@ -50,9 +64,10 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
     services = request.app.state.services
     db = services.db
     prefs = await db.run(preferences.load, user.id)
-    sync_job = await db.run(jobs.active, user.id, (connection.SYNC,))
+    sync_job = await db.run(connection.active_sync_job, user.id)
     if sync_job is not None:
         sync_job = services.jobs.freshen(sync_job)
+    lease = await db.run(connection.history_lease, user.id)
     context = {
         "connection": await db.run(connection.load, user.id),
         "prefs": prefs,
@@ -62,6 +77,10 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "run": await db.run(sync.latest_run, user.id),
         "sync_job": sync_job,
         "syncing": sync_job is not None or await db.run(connection.sync_running, user.id),
+        "sync_failure": None if sync_job else await db.run(connection.unrecorded_failure,
+                                                             user.id),
+        # Something other than a sync holding the history (a restore, an import...): said.
+        "busy": lease if lease is not None and lease.kind != "sync" else None,
         "imports": await db.run(imports.overview, user.id, services.settings.uploads_dir),
         "source_labels": imports.SOURCE_LABELS,
         "month_names": imports.MONTHS,
@@ -69,6 +88,7 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "keep_auto": backups.KEEP_AUTO,
         "scope_labels": connection.SCOPE_LABELS,
         "import_problem": None,
+        "rezoning": await db.run(rezone.pending, user.id),
         **CHOICES,
     }
     context.update(extra)
@@ -156,12 +176,36 @@ async def save_preferences(request: Request) -> Response:
         return render(request, "settings", "settings_preferences",
                       await _context(request, user, values=submitted, errors=errors),
                       status_code=422)
-    changed = await request.app.state.services.db.run(preferences.save, user.id, prefs)
-    message = "Preferences saved."
+    services = request.app.state.services
+    changed = await services.db.run(preferences.save, user.id, prefs, recount=False)
+    message, category = "Preferences saved.", "success"
     if changed:
-        message += f" Days and hours are now counted in {prefs.timezone}."
-    flash(request, message, "success")
+        message, category = await _change_timezone(request, user, prefs.timezone)
+    flash(request, message, category)
     return await _done(request, user, "settings_preferences")
+
+
+async def _change_timezone(request: Request, user: users.User, timezone: str
+                           ) -> tuple[str, str]:
+    """Recount the days and hours in a new zone as a job; wait a little for it to end."""
+    services = request.app.state.services
+    job = await services.db.run(rezone.queue, user.id, timezone)
+    if job is None:
+        return ("Preferences saved, except the time zone: a change of your time zone is "
+                "already running. Save again once it has finished.", "warning")
+    services.jobs.submit(job)
+    # A small history is recounted at once; a big one carries on in the background (its
+    # transactions are short, so nothing else waits for it) and the page says so.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(services.jobs.wait(job.id)), REZONE_WAIT)
+    finished = await services.db.run(jobs.get, user.id, job.id)
+    if finished.state == "done":
+        return f"Preferences saved. Days and hours are now counted in {timezone}.", "success"
+    if finished.active:
+        return (f"Preferences saved. Your days and hours are being counted again in "
+                f"{timezone}; until that is finished, pages show them in the zone before.",
+                "info")
+    return (f"Preferences saved, except the time zone: {finished.error}", "error")
 
 
 # --- exports -----------------------------------------------------------------------------
