@@ -1,0 +1,34 @@
+"""Template helpers of mtm.rendering."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route, Router
+
+from mtm.rendering import make_templates
+
+
+def _request(router: Router) -> Request:
+    return Request({"type": "http", "router": router, "app": router, "scheme": "http",
+                    "server": ("testserver", 80), "path": "/", "root_path": "",
+                    "query_string": b"", "headers": []})
+
+
+def test_url_for_finds_each_route_once_and_builds_the_same_urls() -> None:
+    async def endpoint(request: Request) -> Response:
+        return Response()
+
+    router = Router([Route("/", endpoint, name="home"),
+                     Route("/items/{item_id:int}", endpoint, name="item")])
+    looked_up = []
+    real = router.url_path_for
+    router.url_path_for = lambda name, **params: looked_up.append(name) or real(name, **params)
+    template = make_templates().env.from_string(
+        "{{ url_for('item', item_id=3) }} {{ url_for('item', item_id=4) }} "
+        "{{ url_for('home').include_query_params(q='a b') }} {{ url_for('item', item_id=3) }}")
+    for _ in range(2):
+        shown = template.render(request=_request(router))
+        assert shown == ("http://testserver/items/3 http://testserver/items/4 "
+                         "http://testserver/?q=a+b http://testserver/items/3")
+    assert sorted(looked_up) == ["home", "item", "item"]
