@@ -32,3 +32,40 @@ def test_url_for_finds_each_route_once_and_builds_the_same_urls() -> None:
         assert shown == ("http://testserver/items/3 http://testserver/items/4 "
                          "http://testserver/?q=a+b http://testserver/items/3")
     assert sorted(looked_up) == ["home", "item", "item"]
+
+
+async def test_pages_render_off_the_event_loop_with_their_length_and_vary() -> None:
+    import threading
+    from types import SimpleNamespace
+
+    import httpx
+    import jinja2
+    from starlette.applications import Starlette
+
+    from mtm.rendering import render
+
+    templates = make_templates()
+    templates.env.loader = jinja2.DictLoader({
+        "pages/t.html": "page {{ thread() }} {{ word }} ✓",
+        "partials/f.html": "fragment {{ thread() }}"})
+    templates.env.globals["thread"] = lambda: threading.current_thread().name
+
+    async def endpoint(request: Request) -> Response:
+        return render(request, "t", "f", {"word": "hello"}, status_code=201)
+
+    app = Starlette(routes=[Route("/", endpoint)])
+    app.state.services = SimpleNamespace(templates=templates,
+                                         settings=SimpleNamespace(demo=True))
+    loop_thread = threading.current_thread().name
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        page = await client.get("/")
+        fragment = await client.get("/", headers={"HX-Request": "true"})
+    assert page.status_code == 201 and page.text.startswith("page ")
+    assert page.text.endswith(" hello ✓")
+    assert page.headers["content-length"] == str(len(page.content))
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["vary"] == "HX-Request"
+    assert fragment.text.startswith("fragment ")
+    for shown in (page.text, fragment.text):
+        assert shown.split()[1] != loop_thread

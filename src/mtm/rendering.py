@@ -11,7 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from starlette.datastructures import URL, URLPath
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -110,38 +111,38 @@ def _artwork(context: jinja2.runtime.Context, url: str | None) -> str | None:
     return image_src(url, demo=bool(context.get("demo")))
 
 
-# (id of the router, route name, parameters) -> (the router, its path); the router is kept
-# so that a new router reusing a dead one's id never gets its paths. Routers are unhashable.
-_ROUTE_PATHS: dict[tuple[int, str, tuple[tuple[str, Hashable], ...]], tuple[Any, URLPath]] = {}
-ROUTE_PATHS_KEPT = 4096
+# (id of the router, base URL, route name, parameters) -> (the router, its URL); the router is
+# kept so that a new one reusing a dead one's id never gets its URLs. Routers are unhashable.
+_ROUTE_URLS: dict[tuple[int, str, str, tuple[tuple[str, Hashable], ...]], tuple[Any, URL]] = {}
+ROUTE_URLS_KEPT = 4096
 
 
-def _route_path(router: Any, name: str, path_params: dict[str, Any]) -> URLPath:
+def _route_url(router: Any, base_url: URL, name: str, path_params: dict[str, Any]) -> URL:
     try:
-        key = (id(router), name, tuple(sorted(path_params.items())))
-        found = _ROUTE_PATHS.get(key)
+        key = (id(router), str(base_url), name, tuple(sorted(path_params.items())))
+        found = _ROUTE_URLS.get(key)
     except TypeError:  # an unhashable parameter: look it up every time
-        return router.url_path_for(name, **path_params)
+        return router.url_path_for(name, **path_params).make_absolute_url(base_url=base_url)
     if found is not None and found[0] is router:
         return found[1]
-    path = router.url_path_for(name, **path_params)
-    if len(_ROUTE_PATHS) >= ROUTE_PATHS_KEPT:
-        _ROUTE_PATHS.clear()
-    _ROUTE_PATHS[key] = (router, path)
-    return path
+    url = router.url_path_for(name, **path_params).make_absolute_url(base_url=base_url)
+    if len(_ROUTE_URLS) >= ROUTE_URLS_KEPT:
+        _ROUTE_URLS.clear()
+    _ROUTE_URLS[key] = (router, url)
+    return url
 
 
 @jinja2.pass_context
 def _url_for(context: jinja2.runtime.Context, name: str, /, **path_params: Any) -> URL:
-    """Starlette's url_for, the route found once per name and parameters.
+    """Starlette's url_for, each URL built once per route, parameters and base URL.
 
     A page holds up to a hundred links, and Starlette finds each by trying every route in
-    turn (raising on each miss): a tenth of a busy server's time went there.
+    turn (raising on each miss) and parses the URL it builds: a tenth of a busy server's
+    time went there.
     """
     request: Request = context["request"]
     router = request.scope.get("router") or request.scope["app"]
-    path = _route_path(router, name, path_params)
-    return path.make_absolute_url(base_url=request.base_url)
+    return _route_url(router, request.base_url, name, path_params)
 
 
 def make_templates() -> Jinja2Templates:
@@ -164,6 +165,28 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env, context_processors=[_context])
 
 
+class PageResponse(Response):
+    """A rendered template whose rendering runs in the thread pool when the page is sent.
+
+    Rendering a big page takes milliseconds of CPU; on the event loop it held up every
+    other request of the worker, static files included, for that long.
+    """
+
+    media_type = "text/html"
+
+    def __init__(self, template: jinja2.Template, context: dict[str, Any], status_code: int,
+                 headers: Mapping[str, str] | None) -> None:
+        self.template = template
+        self.context = context
+        super().__init__(None, status_code, headers)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Render off the event loop, then send as any response."""
+        self.body = (await run_in_threadpool(self.template.render, self.context)).encode()
+        self.headers["content-length"] = str(len(self.body))
+        await super().__call__(scope, receive, send)
+
+
 def render(request: Request, page: str, fragment: str | None = None,
            context: Mapping[str, Any] | None = None, *, status_code: int = 200,
            headers: Mapping[str, str] | None = None) -> Response:
@@ -171,8 +194,11 @@ def render(request: Request, page: str, fragment: str | None = None,
     templates: Jinja2Templates = request.app.state.services.templates
     partial = fragment is not None and is_partial(request)
     name = f"partials/{fragment}.html" if partial else f"pages/{page}.html"
-    response = templates.TemplateResponse(request, name, dict(context or {}),
-                                          status_code=status_code, headers=headers)
+    # What Starlette's TemplateResponse does, but the rendering is left to the response.
+    values = {"request": request, **(context or {})}
+    for processor in templates.context_processors:
+        values.update(processor(request))
+    response = PageResponse(templates.get_template(name), values, status_code, headers)
     if fragment is not None:
         # The same URL answers two shapes; caches must keep them apart.
         response.headers.append("Vary", "HX-Request")
