@@ -69,3 +69,42 @@ async def test_pages_render_off_the_event_loop_with_their_length_and_vary() -> N
     assert fragment.text.startswith("fragment ")
     for shown in (page.text, fragment.text):
         assert shown.split()[1] != loop_thread
+
+
+async def test_a_cached_part_is_drawn_once_per_data_object_for_page_and_fragment() -> None:
+    from types import SimpleNamespace
+
+    import httpx
+    import jinja2
+    from starlette.applications import Starlette
+
+    from mtm.rendering import render
+
+    templates = make_templates()
+    templates.env.loader = jinja2.DictLoader({
+        "pages/p.html": "<main>{{ include_cached('partials/p.html', in_page=true) }}</main>",
+        "partials/p.html": "{{ draw() }}:{{ data.n }}:{{ in_page is defined }}:<b>"})
+    drawn = []
+    templates.env.globals["draw"] = lambda: len(drawn.append(1) or drawn)
+    current = {"data": SimpleNamespace(n=1)}
+
+    async def endpoint(request: Request) -> Response:
+        data = current["data"]
+        return render(request, "p", "p", {"data": data}, cache=(data, ("k",)))
+
+    app = Starlette(routes=[Route("/", endpoint)])
+    app.state.services = SimpleNamespace(templates=templates,
+                                         settings=SimpleNamespace(demo=True))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        pages = [(await client.get("/")).text for _ in range(3)]
+        fragments = [(await client.get("/", headers={"HX-Request": "true"})).text
+                     for _ in range(3)]
+        assert pages == ["<main>1:1:True:<b></main>"] * 3
+        assert fragments == ["2:1:False:<b>"] * 3
+        # New data (a new play makes a new object): drawn anew.
+        current["data"] = SimpleNamespace(n=2)
+        assert (await client.get("/")).text == "<main>3:2:True:<b></main>"
+        # Another host is another base URL for every link.
+        other = await client.get("http://other/", headers={"HX-Request": "true"})
+        assert other.text == "4:2:False:<b>"

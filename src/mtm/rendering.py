@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import URL
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette_wtf import csrf_token
 
+from mtm.cache import Cache
 from mtm.spotify.links import image_src, spotify_link
 
 TEMPLATE_ROOT = Path(__file__).parent
@@ -162,7 +164,55 @@ def make_templates() -> Jinja2Templates:
     env.globals["spotify_link"] = _spotify_link
     env.globals["artwork"] = _artwork
     env.globals["url_for"] = _url_for
+    env.globals["include_cached"] = _include_cached
     return Jinja2Templates(env=env, context_processors=[_context])
+
+
+class _Rendered:
+    """Rendered parts of cached data, keyed by the data object itself (kept while cached).
+
+    The analytics of a period are cached per history version (mtm.cache); drawing them
+    again for each request took a third of a busy server's time. A part is drawn once per
+    data object, template, base URL and arguments; new data is a new object.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self._cache = Cache(size=size)
+
+    def get(self, anchor: object, key: Hashable) -> Markup | None:
+        """The part drawn for `anchor` under `key`, if it is kept."""
+        found = self._cache.get((id(anchor), key))
+        return found[1] if found is not None and found[0] is anchor else None
+
+    def put(self, anchor: object, key: Hashable, html: Markup) -> None:
+        """Keep a drawn part."""
+        self._cache.put((id(anchor), key), (anchor, html))
+
+
+RENDERED = _Rendered()
+
+
+def _draw(template: jinja2.Template, values: dict[str, Any],
+          part: tuple[object, Hashable] | None, extra: tuple = ()) -> Markup:
+    """Render `template`, from RENDERED when `part` (anchor, key) says what it shows."""
+    if part is None:
+        return Markup(template.render(values))
+    anchor, key = part
+    request = values["request"]
+    full = (template.name, key, str(request.base_url), values.get("demo"), extra)
+    html = RENDERED.get(anchor, full)
+    if html is None:
+        html = Markup(template.render(values))
+        RENDERED.put(anchor, full, html)
+    return html
+
+
+@jinja2.pass_context
+def _include_cached(context: jinja2.runtime.Context, name: str, **extra: Any) -> Markup:
+    """{% include %} for a part that render(cache=...) said depends only on its data."""
+    template = context.environment.get_template(name)
+    values = {**context.get_all(), **extra}
+    return _draw(template, values, context.get("cached_part"), tuple(sorted(extra.items())))
 
 
 class PageResponse(Response):
@@ -175,30 +225,45 @@ class PageResponse(Response):
     media_type = "text/html"
 
     def __init__(self, template: jinja2.Template, context: dict[str, Any], status_code: int,
-                 headers: Mapping[str, str] | None) -> None:
+                 headers: Mapping[str, str] | None, cached: bool = False) -> None:
         self.template = template
         self.context = context
+        # True for a fragment that shows only its cached_part: drawn once per data object.
+        self.cached = cached
         super().__init__(None, status_code, headers)
+
+    def draw(self) -> str:
+        """The page or fragment's HTML."""
+        if self.cached:
+            return _draw(self.template, self.context, self.context.get("cached_part"))
+        return self.template.render(self.context)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Render off the event loop, then send as any response."""
-        self.body = (await run_in_threadpool(self.template.render, self.context)).encode()
+        self.body = (await run_in_threadpool(self.draw)).encode()
         self.headers["content-length"] = str(len(self.body))
         await super().__call__(scope, receive, send)
 
 
 def render(request: Request, page: str, fragment: str | None = None,
            context: Mapping[str, Any] | None = None, *, status_code: int = 200,
-           headers: Mapping[str, str] | None = None) -> Response:
-    """Render `pages/<page>.html`, or `partials/<fragment>.html` for an HTMX partial request."""
+           headers: Mapping[str, str] | None = None,
+           cache: tuple[object, Hashable] | None = None) -> Response:
+    """Render `pages/<page>.html`, or `partials/<fragment>.html` for an HTMX partial request.
+
+    `cache` (data, key) says the fragment shows nothing but that cached data object under
+    that key (no session, no flashes): it is drawn once per data object, and the page
+    draws it through include_cached().
+    """
     templates: Jinja2Templates = request.app.state.services.templates
     partial = fragment is not None and is_partial(request)
     name = f"partials/{fragment}.html" if partial else f"pages/{page}.html"
     # What Starlette's TemplateResponse does, but the rendering is left to the response.
-    values = {"request": request, **(context or {})}
+    values = {"request": request, **(context or {}), "cached_part": cache}
     for processor in templates.context_processors:
         values.update(processor(request))
-    response = PageResponse(templates.get_template(name), values, status_code, headers)
+    response = PageResponse(templates.get_template(name), values, status_code, headers,
+                            cached=partial and cache is not None)
     if fragment is not None:
         # The same URL answers two shapes; caches must keep them apart.
         response.headers.append("Vary", "HX-Request")
