@@ -192,20 +192,20 @@ def start_server(data_dir: Path, port: int, workers: int, users: list[str],
                             stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_ready(base: str, proc: subprocess.Popen, workers: int) -> None:
-    """Until /healthz answers (and every worker had a moment to start)."""
+def wait_ready(base: str, proc: subprocess.Popen, workers: int, log_path: Path) -> None:
+    """Until every worker has started (its log says so) and /healthz answers."""
     deadline = time.monotonic() + 300
     with httpx.Client(base_url=base, timeout=10) as client:
         while True:
+            started = log_path.read_text(errors="replace").count("Application startup complete")
             try:
-                if client.get("/healthz").status_code == 200:
-                    break
+                if started >= workers and client.get("/healthz").status_code == 200:
+                    return
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit("the server did not start: see its log")
+                raise SystemExit(f"the server did not start: see {log_path}")
             time.sleep(0.2)
-    time.sleep(1 + workers)
 
 
 def process_tree_cpu(pid: int) -> float:
@@ -483,6 +483,10 @@ def report(results: Results, seconds: float, extra: dict) -> bool:
           f"by {extra['importer']}): {imp.get('outcome', 'still running at the end')}"
           + (f", previewed after {imp['previewed']:.1f} s" if "previewed" in imp else "")
           + (f", imported after {imp['imported']:.1f} s" if "imported" in imp else ""))
+    print(f"Server CPU per request: {extra['server_cpu'] / max(total, 1) * 1000:.2f} ms "
+          f"(all of the server's work, the syncs and the import included, over the requests; "
+          f"2 idle cores would serve about {2 * max(total, 1) / max(extra['server_cpu'], 0.01):.0f}"
+          " requests/s at that cost)")
     print(f"CPU during the run: server {extra['server_cpu']:.0f} s, clients (this process) "
           f"{extra['client_cpu']:.0f} s, of {2 * seconds:.0f} core-seconds on 2 cores "
           f"(clients: {extra['client_cpu'] / max(seconds, 1) * 100:.0f}% of one core)")
@@ -526,7 +530,7 @@ def main() -> int:
         proc = start_server(data_dir, port, args.workers, users, log_path)
         stack.callback(_stop, proc)
         base = f"http://127.0.0.1:{port}"
-        wait_ready(base, proc, args.workers)
+        wait_ready(base, proc, args.workers, log_path)
         year = time.gmtime().tm_year - 1
         plans = []
         sessions = []
