@@ -1,5 +1,5 @@
-"""Speed under load: `python bench/load.py --data /var/tmp/mtm-load` (one line, about 15 min
-the first time, 2 min after).
+"""Speed under load: `python bench/load.py --data /var/tmp/mtm-load` (about 3 min the first
+time, when it builds the histories; 1.5 min after).
 
 A household on one instance, as issue #12 sets it: 5 users with 1,000,000 plays each
 (`--plays`, `--users`), served by uvicorn with `--workers` processes on one SQLite database,
