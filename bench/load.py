@@ -387,8 +387,22 @@ def run_import(client: httpx.Client, archive: Path, report: dict) -> None:
         page = _wait_for(client, confirmed.headers["location"], "Imported ")
         report["imported"] = time.perf_counter() - started
         report["outcome"] = "done" if "Imported " in page else "failed"
+        report["token"], report["page"] = token, page
     except Exception as exc:  # the report says it; the load goes on
         report["outcome"] = f"failed: {exc!r}"
+
+
+def undo_import(client: httpx.Client, report: dict) -> str:
+    """Undo the import, so that the next run imports the same plays again; say how it went."""
+    found = re.search(r'/settings/imports/(\d+)', report.get("page", ""))
+    if report.get("outcome") != "done" or found is None:
+        return "not undone (the import did not finish)"
+    sent = client.post(f"/settings/imports/{found.group(1)}/undo",
+                       data={"csrf_token": report["token"], "confirm": "yes"})
+    if sent.status_code != 303:
+        return f"not undone ({sent.status_code})"
+    page = _wait_for(client, sent.headers["location"], "Undone")
+    return "undone after the run" if "Undone" in page else "undo failed"
 
 
 def press_sync_now(clients: list[httpx.Client], stop: threading.Event, every: float,
@@ -480,9 +494,11 @@ def report(results: Results, seconds: float, extra: dict) -> bool:
     imp = extra["import"]
     print("Import during the run: none (--import-records 0)" if not extra["import_records"] else
           f"Import during the run ({extra['import_records']:,} extended-history records, "
-          f"by {extra['importer']}): {imp.get('outcome', 'still running at the end')}"
+          f"by {extra['importer']}): {imp.get('outcome', 'unfinished')}"
           + (f", previewed after {imp['previewed']:.1f} s" if "previewed" in imp else "")
-          + (f", imported after {imp['imported']:.1f} s" if "imported" in imp else ""))
+          + (f", imported after {imp['imported']:.1f} s" if "imported" in imp else "")
+          + ("" if imp.get("in_run", True) else ", finishing after the run ended")
+          + (f"; {imp['undo']}" if "undo" in imp else ""))
     print(f"Server CPU per request: {extra['server_cpu'] / max(total, 1) * 1000:.2f} ms "
           f"(all of the server's work, the syncs and the import included, over the requests; "
           f"2 idle cores would serve about {2 * max(total, 1) / max(extra['server_cpu'], 0.01):.0f}"
@@ -566,6 +582,11 @@ def main() -> int:
         ended = time.time()
         stop.set()
         presser.join(timeout=30)
+        if archive is not None:
+            # Measured during the run only; it is waited for so that it can be undone.
+            import_report["in_run"] = not importer.is_alive()
+            importer.join(timeout=600)
+            import_report["undo"] = undo_import(sessions[-1], import_report)
         cpu_self = _self_cpu() - cpu_self
         cpu_server = process_tree_cpu(proc.pid) - cpu_server
         syncs, sync_plays, sync_bad = syncs_between(data_dir / "mtm.sqlite3", started, ended)
