@@ -8,11 +8,13 @@ taken from the project directory too.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings
@@ -41,11 +43,23 @@ class Settings:
     demo_plays: int = 60_000
     # The largest upload accepted (bytes): a 10-year export zip is about 40 MB.
     upload_limit: int = 1_000_000_000
+    # Sign-in sessions end after this many days unused, and this many days after sign-in.
+    session_idle_days: int = 14
+    session_max_days: int = 90
+    # The Spotify ids that may sign in (MTM_ALLOWED_USERS); None lets everyone in.
+    allowed_users: frozenset[str] | None = None
+    # Limits on sign-in attempts, uploads and downloads (MTM_RATE_LIMITS=off for test rigs).
+    rate_limits: bool = True
     static_dir: Path = field(default=REPO_ROOT / "static")
     # Where each choice came from, said at start-up (see `describe`).
     env_file: Path | None = None
     data_dir_origin: str = "given"
     demo_reason: str | None = None
+    # Production mode (MTM_ENV=production): secure cookies, allowed hosts, JSON logs, HSTS.
+    production: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    workers: int = 1
 
     @property
     def database_path(self) -> Path:
@@ -162,20 +176,29 @@ def load_settings(env_file: str | Path | _ProjectEnv | None = PROJECT_ENV, *,
         where = f"the environment or {found}" if found else \
             f"the environment, and there is no {env_path or '.env'}"
         demo_reason = f"SPOTIFY_CLIENT_ID is not set in {where}"
+    redirect_uri = get("SPOTIFY_REDIRECT_URI")
+    production = _production(get("MTM_ENV"))
     return Settings(
         data_dir=data_dir,
         secret_key=_secret_key(data_dir, get("MTM_SECRET_KEY")),
         spotify_client_id=None if demo else client_id,
         spotify_client_secret=None if demo else get("SPOTIFY_CLIENT_SECRET"),
-        redirect_uri=get("SPOTIFY_REDIRECT_URI"),
+        redirect_uri=redirect_uri,
         admins=frozenset(CommaSeparatedStrings(get("MTM_ADMINS", "") or "")),
         demo=demo,
         sync_interval=_sync_interval(get("MTM_SYNC_INTERVAL"), demo),
         demo_plays=int(get("MTM_DEMO_PLAYS", "60000") or 60000),
         upload_limit=_megabytes(get("MTM_UPLOAD_LIMIT_MB"), "MTM_UPLOAD_LIMIT_MB", 1000),
+        **_session_days(get("MTM_SESSION_IDLE_DAYS"), get("MTM_SESSION_MAX_DAYS")),
+        allowed_users=_allowed_users(get("MTM_ALLOWED_USERS")),
+        rate_limits=_switch(get("MTM_RATE_LIMITS"), "MTM_RATE_LIMITS", True),
         env_file=found,
         data_dir_origin=data_dir_origin,
         demo_reason=demo_reason,
+        production=production,
+        allowed_hosts=_allowed_hosts(get("MTM_ALLOWED_HOSTS"), redirect_uri, production),
+        trusted_proxies=_trusted_proxies(get("MTM_TRUSTED_PROXIES")),
+        workers=_workers(get("MTM_WORKERS")),
     )
 
 
@@ -201,3 +224,98 @@ def _megabytes(raw: str | None, name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1")
     return value * 1_000_000
+
+
+def _days(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, not {raw!r}") from None
+    # Browsers keep a cookie at most 400 days, whatever the server asks.
+    if not 1 <= value <= 400:
+        raise ValueError(f"{name} must be between 1 and 400 days")
+    return value
+
+
+def _session_days(idle: str | None, most: str | None) -> dict[str, int]:
+    """How long a sign-in lasts unused (idle) and at most: each 1-400 days, idle <= most."""
+    idle_days = _days(idle, "MTM_SESSION_IDLE_DAYS", 14)
+    max_days = _days(most, "MTM_SESSION_MAX_DAYS", 90)
+    if idle_days > max_days:
+        raise ValueError(f"MTM_SESSION_IDLE_DAYS ({idle_days}) cannot be longer than "
+                         f"MTM_SESSION_MAX_DAYS ({max_days})")
+    return {"session_idle_days": idle_days, "session_max_days": max_days}
+
+
+def _allowed_users(raw: str | None) -> frozenset[str] | None:
+    """The Spotify ids allowed to sign in; None (unset or blank) lets everyone in."""
+    ids = frozenset(item.strip() for item in CommaSeparatedStrings(raw or "") if item.strip())
+    return ids or None
+
+
+def _switch(raw: str | None, name: str, default: bool) -> bool:
+    """An on/off setting."""
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"{name} must be on or off, not {raw!r}")
+
+
+def _production(raw: str | None) -> bool:
+    """MTM_ENV: production, or development (the default)."""
+    value = (raw or "development").strip().lower()
+    if value not in ("production", "development"):
+        raise ValueError(f"MTM_ENV must be production or development, not {raw!r}")
+    return value == "production"
+
+
+def _allowed_hosts(raw: str | None, redirect_uri: str | None, production: bool
+                   ) -> tuple[str, ...]:
+    """The host names the app answers to; production needs them (or a redirect URI)."""
+    hosts = tuple(h.strip().lower().rstrip(".") for h in CommaSeparatedStrings(raw or "")
+                  if h.strip())
+    if not hosts and production and redirect_uri:
+        # The host Spotify sends browsers back to is the one the app is reached at.
+        host = urlsplit(redirect_uri).hostname
+        hosts = (host,) if host else ()
+    if production and not hosts:
+        raise ValueError("production mode needs to know the host names this app is reached "
+                         "at: set MTM_ALLOWED_HOSTS (e.g. music.example.org) or "
+                         "SPOTIFY_REDIRECT_URI (e.g. https://music.example.org/callback)")
+    if production and all("*" in h for h in hosts) and not redirect_uri:
+        raise ValueError("with only wildcard MTM_ALLOWED_HOSTS, production mode needs "
+                         "SPOTIFY_REDIRECT_URI to know where Spotify sends browsers back")
+    return hosts
+
+
+def _trusted_proxies(raw: str | None) -> tuple[str, ...]:
+    """The proxies whose X-Forwarded-For/-Proto are believed: IP addresses or networks."""
+    proxies = tuple(p.strip() for p in CommaSeparatedStrings(raw or "") if p.strip())
+    for proxy in proxies:
+        if proxy == "*":
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"MTM_TRUSTED_PROXIES takes IP addresses or networks such as "
+                             f"172.16.0.0/12, not {proxy!r}") from None
+    return proxies
+
+
+def _workers(raw: str | None) -> int:
+    """MTM_WORKERS: how many server processes share the database."""
+    if raw is None or raw == "":
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MTM_WORKERS must be a whole number, not {raw!r}") from None
+    if not 1 <= value <= 32:
+        raise ValueError("MTM_WORKERS must be between 1 and 32")
+    return value

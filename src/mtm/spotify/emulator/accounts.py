@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -49,9 +48,6 @@ class Accounts:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
-        self._lock = threading.Lock()
-        # Codes live in memory: each belongs to the process whose page issued it.
-        self._codes: dict[str, Grant] = {}
 
     def browser_routes(self) -> list[BaseRoute]:
         """The GET-only pages a browser visits while signing in."""
@@ -72,16 +68,28 @@ class Accounts:
         if user not in USERS:
             raise ValueError(f"unknown emulated user {user!r}")
         code = secrets.token_urlsafe(32)
-        emulator = self.emulator
-        with self._lock:
-            self._codes[code] = Grant(user, emulator.client_id, redirect_uri, code_challenge,
-                                      scope, emulator.clock() + CODE_SECONDS)
+        emulator, now = self.emulator, self.emulator.clock()
+        # In the state file, not in memory: another worker may answer the exchange.
+        emulator.state.save_code(code, (user, emulator.client_id, redirect_uri, code_challenge,
+                                        scope, now + CODE_SECONDS), now)
         return code
 
     # The authorize page
 
-    def problem(self, params: Any, *, check_request: bool) -> str | None:
-        """Why an authorize request is refused (Spotify's wording), or None when it is fine."""
+    def registered(self, uri: str, origin: str) -> bool:
+        """Whether `uri` is one of the app's registered redirect URIs (compared exactly)."""
+        emulator = self.emulator
+        if uri in emulator.redirect_uris:
+            return True
+        return (emulator.own_origin_callback is not None
+                and uri == origin + emulator.own_origin_callback)
+
+    def problem(self, params: Any, *, check_request: bool, origin: str = "") -> str | None:
+        """Why an authorize request is refused (Spotify's wording), or None when it is fine.
+
+        `origin` is where the page was asked for (scheme://host:port), for an app that
+        registered its callback on the emulator's own origin.
+        """
         if params.get("client_id") != self.emulator.client_id:
             return "INVALID_CLIENT: Invalid client"
         if check_request:
@@ -94,6 +102,10 @@ class Accounts:
         problem = redirect_problem(params.get("redirect_uri", ""))
         if problem:
             return problem
+        # Spotify sends a code only to a URI registered in the app's dashboard: anywhere
+        # else, an attacker's link would hand them the user's code.
+        if not self.registered(params["redirect_uri"], origin):
+            return "INVALID_CLIENT: Invalid redirect URI"
         unknown = [s for s in params.get("scope", "").split() if s not in KNOWN_SCOPES]
         if unknown:
             return f"INVALID_SCOPE: Invalid scope {' '.join(unknown)}"
@@ -102,7 +114,7 @@ class Accounts:
     async def authorize(self, request: Request) -> Response:
         """The consent page, or why the request cannot be authorized (never a redirect)."""
         params = request.query_params
-        problem = self.problem(params, check_request=True)
+        problem = self.problem(params, check_request=True, origin=_origin(request))
         if problem:
             return pages.problem(problem)
         return pages.authorize(params)
@@ -110,7 +122,7 @@ class Accounts:
     async def decide(self, request: Request) -> Response:
         """Agree or Cancel: back to the app with a code, or with access_denied."""
         params = request.query_params
-        problem = self.problem(params, check_request=False)
+        problem = self.problem(params, check_request=False, origin=_origin(request))
         if problem:
             return pages.problem(problem)
         decision = params.get("decision")
@@ -152,9 +164,9 @@ class Accounts:
 
     def _exchange(self, form: dict[str, str]) -> Response:
         now = self.emulator.clock()
-        with self._lock:
-            # A code is single use, even when this attempt fails.
-            grant = self._codes.pop(form.get("code", ""), None)
+        # A code is single use, even when this attempt fails.
+        terms = self.emulator.state.take_code(form.get("code", ""))
+        grant = Grant(*terms) if terms else None
         if grant is None or grant.expires_at < now or grant.client_id != self.emulator.client_id:
             raise AccountsError("invalid_grant", "Invalid authorization code")
         if form.get("redirect_uri") != grant.redirect_uri:
@@ -174,6 +186,11 @@ class Accounts:
         if tokens is None:
             raise AccountsError("invalid_grant", "Refresh token expired")
         return _token_response(tokens, consent)
+
+
+def _origin(request: Request) -> str:
+    """scheme://host[:port] the browser asked for this page on."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _token_response(tokens: tuple[str, str], consent: Consent) -> Response:
