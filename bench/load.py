@@ -167,9 +167,14 @@ def app_factory():
     The emulator knows only its demo accounts: the household's other members are added to
     it here, listening like the demo account does, so each can sign in and be synced.
     """
+    import logging
+
     from mtm.app import create_app
     from mtm.config import load_settings
     from mtm.spotify.emulator.users import USERS, EmulatedUser
+
+    # The lines `mtm serve --workers N` writes, so the log shows what a real one would.
+    logging.basicConfig(level="INFO", format="%(levelname)s %(name)s: %(message)s")
 
     for spotify_id in os.environ["MTM_BENCH_USERS"].split(","):
         if spotify_id not in USERS:
