@@ -288,3 +288,31 @@ def test_source_labels() -> None:
     assert made.source_label == "Year in Review 2024"
     assert list(playlists.SOURCES) == ["forgotten_gems", "recent_discoveries",
                                        "current_rotation", "on_this_day", "year_in_review"]
+
+
+def test_preview_answers_from_the_cache_until_a_play_changes(
+        conn: sqlite3.Connection, user_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtm.cache import Cache
+
+    history.add_plays(conn, user_id, [make_play(NOW - DAY, 1)])
+    cache = Cache()
+    computed = []
+    real = playlists.candidates
+    monkeypatch.setattr(playlists, "candidates",
+                        lambda *a, **k: computed.append(a) or real(*a, **k))
+    choice = Choice("current_rotation")
+    first = playlists.preview(conn, user_id, choice, now=NOW, cache=cache)
+    again = playlists.preview(conn, user_id, choice, now=NOW + 30, cache=cache)
+    assert again.tracks == first.tracks and len(computed) == 1
+    # Another count is its own entry.
+    playlists.preview(conn, user_id, Choice("current_rotation", count=10), now=NOW, cache=cache)
+    assert len(computed) == 2
+    # A new play is shown at once, cache or not.
+    history.add_plays(conn, user_id, [make_play(NOW - DAY + 600, 2)])
+    fresh = playlists.preview(conn, user_id, choice, now=NOW + 30, cache=cache)
+    assert len(computed) == 3
+    assert {c.spotify_id for c in fresh.tracks} == {make_track(1).spotify_id,
+                                                     make_track(2).spotify_id}
+    # The window's edge moves with the clock: a minute on, it is worked out again.
+    playlists.preview(conn, user_id, choice, now=NOW + 90, cache=cache)
+    assert len(computed) == 4

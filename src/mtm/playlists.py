@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from mtm import preferences
+from mtm import history, preferences
+from mtm.cache import Cache
 from mtm.identity import PLAY_MS
 from mtm.periods import local_midnight, months_before
 
@@ -433,22 +434,33 @@ def candidates(conn: sqlite3.Connection, user_id: int, source: str, *, year: int
     raise ValueError(f"unknown playlist source {source!r}")
 
 
-def preview(conn: sqlite3.Connection, user_id: int, choice: Choice, *, now: int | None = None
-            ) -> Preview:
-    """The name and tracks a choice would create."""
-    _, zone = _zone(conn, user_id)
-    today = datetime.fromtimestamp(_now(now), zone).date()
-    tracks = candidates(conn, user_id, choice.source, year=choice.year, limit=choice.count,
-                        now=now)
+def preview(conn: sqlite3.Connection, user_id: int, choice: Choice, *, now: int | None = None,
+            cache: Cache | None = None) -> Preview:
+    """The name and tracks a choice would create; the tracks from the cache when no play
+    changed."""
+    timezone, zone = _zone(conn, user_id)
+    moment = _now(now)
+    today = datetime.fromtimestamp(moment, zone).date()
+    # A new play bumps the version, so it shows at once; the minute bounds how long a
+    # window's moving edge (the last 4 weeks, 6 months) may lag behind the clock.
+    key = ("playlist preview", user_id, history.history_version(conn, user_id), timezone,
+           choice.source, choice.year, choice.count, moment // 60)
+    tracks = cache.get(key) if cache is not None else None
+    if tracks is None:
+        tracks = candidates(conn, user_id, choice.source, year=choice.year,
+                            limit=choice.count, now=moment)
+        if cache is not None:
+            cache.put(key, tracks)
     name = choice.name or default_name(choice.source, today, choice.year)
     return Preview(SOURCES[choice.source], choice.year, choice.count, name, tracks)
 
 
 def overview(conn: sqlite3.Connection, user_id: int, choice: Choice | None, *,
-             years: list[int] | None = None, now: int | None = None) -> Overview:
+             years: list[int] | None = None, now: int | None = None,
+             cache: Cache | None = None) -> Overview:
     """The years for the form, the preview of `choice` (when given) and the history list."""
     return Overview(years if years is not None else years_with_plays(conn, user_id),
-                    preview(conn, user_id, choice, now=now) if choice else None,
+                    preview(conn, user_id, choice, now=now, cache=cache) if choice else None,
                     list_playlists(conn, user_id))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,11 +13,15 @@ from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette_wtf import csrf_token
 
+from mtm.cache import Cache
 from mtm.spotify.links import image_src, spotify_link
 
 TEMPLATE_ROOT = Path(__file__).parent
@@ -111,6 +115,40 @@ def _artwork(context: jinja2.runtime.Context, url: str | None) -> str | None:
     return image_src(url, demo=bool(context.get("demo")))
 
 
+# (id of the router, base URL, route name, parameters) -> (the router, its URL); the router is
+# kept so that a new one reusing a dead one's id never gets its URLs. Routers are unhashable.
+_ROUTE_URLS: dict[tuple[int, str, str, tuple[tuple[str, Hashable], ...]], tuple[Any, URL]] = {}
+ROUTE_URLS_KEPT = 4096
+
+
+def _route_url(router: Any, base_url: URL, name: str, path_params: dict[str, Any]) -> URL:
+    try:
+        key = (id(router), str(base_url), name, tuple(sorted(path_params.items())))
+        found = _ROUTE_URLS.get(key)
+    except TypeError:  # an unhashable parameter: look it up every time
+        return router.url_path_for(name, **path_params).make_absolute_url(base_url=base_url)
+    if found is not None and found[0] is router:
+        return found[1]
+    url = router.url_path_for(name, **path_params).make_absolute_url(base_url=base_url)
+    if len(_ROUTE_URLS) >= ROUTE_URLS_KEPT:
+        _ROUTE_URLS.clear()
+    _ROUTE_URLS[key] = (router, url)
+    return url
+
+
+@jinja2.pass_context
+def _url_for(context: jinja2.runtime.Context, name: str, /, **path_params: Any) -> URL:
+    """Starlette's url_for, each URL built once per route, parameters and base URL.
+
+    A page holds up to a hundred links, and Starlette finds each by trying every route in
+    turn (raising on each miss) and parses the URL it builds: a tenth of a busy server's
+    time went there.
+    """
+    request: Request = context["request"]
+    router = request.scope.get("router") or request.scope["app"]
+    return _route_url(router, request.base_url, name, path_params)
+
+
 class _MemoryBytecodeCache(jinja2.BytecodeCache):
     """Compiled templates kept for the process (keyed by each template's source checksum):
     an app made again in the same process, as the tests do, loads them instead of
@@ -150,18 +188,107 @@ def make_templates() -> Jinja2Templates:
     env.filters["compact"] = _compact
     env.globals["spotify_link"] = _spotify_link
     env.globals["artwork"] = _artwork
+    env.globals["url_for"] = _url_for
+    env.globals["include_cached"] = _include_cached
     return Jinja2Templates(env=env, context_processors=[_context])
+
+
+class _Rendered:
+    """Rendered parts of cached data, keyed by the data object itself (kept while cached).
+
+    The analytics of a period are cached per history version (mtm.cache); drawing them
+    again for each request took a third of a busy server's time. A part is drawn once per
+    data object, template, base URL and arguments; new data is a new object.
+    """
+
+    def __init__(self, size: int = 128) -> None:
+        self._cache = Cache(size=size)
+
+    def get(self, anchor: object, key: Hashable) -> Markup | None:
+        """The part drawn for `anchor` under `key`, if it is kept."""
+        found = self._cache.get((id(anchor), key))
+        return found[1] if found is not None and found[0] is anchor else None
+
+    def put(self, anchor: object, key: Hashable, html: Markup) -> None:
+        """Keep a drawn part."""
+        self._cache.put((id(anchor), key), (anchor, html))
+
+
+RENDERED = _Rendered()
+
+
+def _draw(template: jinja2.Template, values: dict[str, Any],
+          part: tuple[object, Hashable] | None, extra: tuple = ()) -> Markup:
+    """Render `template`, from RENDERED when `part` (anchor, key) says what it shows."""
+    if part is None:
+        return Markup(template.render(values))
+    anchor, key = part
+    request = values["request"]
+    full = (template.name, key, str(request.base_url), values.get("demo"), extra)
+    html = RENDERED.get(anchor, full)
+    if html is None:
+        html = Markup(template.render(values))
+        RENDERED.put(anchor, full, html)
+    return html
+
+
+@jinja2.pass_context
+def _include_cached(context: jinja2.runtime.Context, name: str, **extra: Any) -> Markup:
+    """{% include %} for a part that render(cache=...) said depends only on its data."""
+    template = context.environment.get_template(name)
+    values = {**context.get_all(), **extra}
+    return _draw(template, values, context.get("cached_part"), tuple(sorted(extra.items())))
+
+
+class PageResponse(Response):
+    """A rendered template whose rendering runs in the thread pool when the page is sent.
+
+    Rendering a big page takes milliseconds of CPU; on the event loop it held up every
+    other request of the worker, static files included, for that long.
+    """
+
+    media_type = "text/html"
+
+    def __init__(self, template: jinja2.Template, context: dict[str, Any], status_code: int,
+                 headers: Mapping[str, str] | None, cached: bool = False) -> None:
+        self.template = template
+        self.context = context
+        # True for a fragment that shows only its cached_part: drawn once per data object.
+        self.cached = cached
+        super().__init__(None, status_code, headers)
+
+    def draw(self) -> str:
+        """The page or fragment's HTML."""
+        if self.cached:
+            return _draw(self.template, self.context, self.context.get("cached_part"))
+        return self.template.render(self.context)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Render off the event loop, then send as any response."""
+        self.body = (await run_in_threadpool(self.draw)).encode()
+        self.headers["content-length"] = str(len(self.body))
+        await super().__call__(scope, receive, send)
 
 
 def render(request: Request, page: str, fragment: str | None = None,
            context: Mapping[str, Any] | None = None, *, status_code: int = 200,
-           headers: Mapping[str, str] | None = None) -> Response:
-    """Render `pages/<page>.html`, or `partials/<fragment>.html` for an HTMX partial request."""
+           headers: Mapping[str, str] | None = None,
+           cache: tuple[object, Hashable] | None = None) -> Response:
+    """Render `pages/<page>.html`, or `partials/<fragment>.html` for an HTMX partial request.
+
+    `cache` (data, key) says the fragment shows nothing but that cached data object under
+    that key (no session, no flashes): it is drawn once per data object, and the page
+    draws it through include_cached().
+    """
     templates: Jinja2Templates = request.app.state.services.templates
     partial = fragment is not None and is_partial(request)
     name = f"partials/{fragment}.html" if partial else f"pages/{page}.html"
-    response = templates.TemplateResponse(request, name, dict(context or {}),
-                                          status_code=status_code, headers=headers)
+    # What Starlette's TemplateResponse does, but the rendering is left to the response.
+    values = {"request": request, **(context or {}), "cached_part": cache}
+    for processor in templates.context_processors:
+        values.update(processor(request))
+    response = PageResponse(templates.get_template(name), values, status_code, headers,
+                            cached=partial and cache is not None)
     if fragment is not None:
         # The same URL answers two shapes; caches must keep them apart.
         response.headers.append("Vary", "HX-Request")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
+from mtm.static_files import static_app
 from mtm.views import (
     analytics,
     assets,
@@ -118,7 +118,7 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
         Route("/logout", auth.logout, methods=["POST"], name="logout"),
         Route("/healthz", health.healthz, name="healthz"),
         Route("/favicon.ico", assets.favicon, name="favicon"),
-        Mount("/static", app=StaticFiles(directory=settings.static_dir), name="static"),
+        Mount("/static", app=static_app(settings.static_dir), name="static"),
     ]
     if emulator is not None:
         routes.append(Mount("/emulator", routes=emulator.browser_routes(), name="emulator"))

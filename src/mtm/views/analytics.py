@@ -28,6 +28,8 @@ async def analytics_page(request: Request) -> Response:
     # An empty history says what is true: never any plays, or cleared by the user.
     recording = None if data.has_history else await services.db.run(
         dashboard.recording, user.id, services.settings.sync_interval)
+    # With plays, the part shows the (cached) data and the metric only: drawn once for both.
     return render(request, "analytics", "analytics",
                   {**context, "data": data, "recording": recording, "period_error": None,
-                   "period_values": data.form_values})
+                   "period_values": data.form_values},
+                  cache=(data, ("analytics", metric)) if recording is None else None)

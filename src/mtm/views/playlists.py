@@ -143,13 +143,15 @@ async def playlists_page(request: Request) -> Response:
 async def preview(request: Request) -> Response:
     """The tracks a source would add: the page without JavaScript, the preview for HTMX."""
     user = await current_user(request)
-    db = request.app.state.services.db
+    services = request.app.state.services
+    db = services.db
     years = await db.run(playlists.years_with_plays, user.id)
     choice, values, errors = playlists.parse_choice(request.query_params, years)
     if choice is None:
         return await _page(request, user.id, values=values, choice=None, years=years,
                            fragment="playlist_preview", errors=errors, status_code=422)
-    data = await db.run(playlists.overview, user.id, choice, years=years)
+    data = await db.run(playlists.overview, user.id, choice, years=years,
+                        cache=services.read_cache)
     assert data.preview is not None
     return await _page(request, user.id, values=values, choice=choice, data=data,
                        fragment="playlist_preview",
