@@ -20,6 +20,7 @@ from mtm import connection, demo, enrich, history, imports, jobs
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
+from mtm.guards import MAX_BODY_BYTES, ErrorPageMiddleware, RequestGuardMiddleware
 from mtm.rendering import make_templates
 from mtm.routes import build_routes
 from mtm.scheduler import Scheduler
@@ -144,10 +145,14 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        Middleware(ErrorPageMiddleware),
         Middleware(GZipMiddleware, minimum_size=1024),
         Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="mtm_session",
                    max_age=SESSION_MAX_AGE, same_site="lax", https_only=False),
         Middleware(CSRFProtectMiddleware, csrf_secret=settings.secret_key),
+        # Uploads stop at their own limit as they stream to disk; this is the backstop.
+        Middleware(RequestGuardMiddleware, limit=MAX_BODY_BYTES,
+                   limits={"/settings/imports": settings.upload_limit + MAX_BODY_BYTES}),
     ]
     app = Starlette(routes=build_routes(settings, emulator), middleware=middleware,
                     exception_handlers=exception_handlers(), lifespan=lifespan)
