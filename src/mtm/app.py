@@ -16,7 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
 from starlette_wtf import CSRFProtectMiddleware
 
-from mtm import connection, demo, enrich, history, imports, jobs
+from mtm import backups, connection, demo, enrich, history, imports, jobs
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -86,6 +86,8 @@ def prepare_database(settings: Settings) -> None:
         rebuilt = history.refresh_stale_rollups(conn)
         if rebuilt:
             log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
+        for leftover in backups.remove_leftovers(settings.backups_dir, settings.database_path):
+            log.warning("removed %s, left half-written by a crash", leftover)
         for job in jobs.close_abandoned(conn):
             log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
         jobs.forget_finished(conn, int(time.time()) - jobs.KEEP_FINISHED_SECONDS)
