@@ -81,5 +81,6 @@ async def test_session_cookie_holds_no_spotify_token(client: httpx.AsyncClient, 
     import json
 
     data = json.loads(base64.b64decode(payload + "=" * (-len(payload) % 4)))
-    assert set(data) <= {"user_id", "csrf_token", "flash"}
-    assert isinstance(data["user_id"], int)
+    assert set(data) <= {"sid", "csrf_token", "flash"}
+    # A random server-side session id, not the user id.
+    assert isinstance(data["sid"], str) and len(data["sid"]) >= 40

@@ -114,6 +114,7 @@ async def test_authorize_refuses_bad_redirect_uris_without_redirecting(
 @with_emulator
 async def test_authorize_accepts_loopback_literals_and_https(emulator, clock, http,
                                                              redirect_uri):
+    emulator.register_redirect_uri(redirect_uri)
     page = await http.get("/accounts/authorize", params=authorize_params(
         redirect_uri=redirect_uri))
     assert page.status_code == 200

@@ -16,8 +16,10 @@ from mtm.jobs import make_holder
 from mtm.spotify import oauth
 from mtm.spotify.client import (
     ConsentExpired,
+    Forbidden,
     QuotaExceeded,
     SpotifyClient,
+    SpotifyError,
     SpotifyUnavailable,
     TokenSet,
     Unauthorized,
@@ -79,12 +81,50 @@ def _store(conn: sqlite3.Connection, user_id: int, tokens: TokenSet, new_consent
                       scope=tokens.scope, new_consent=new_consent)
 
 
+class SignInRefused(SpotifyError):
+    """This account may not sign in here; nothing of it was stored."""
+
+    default_status = 403
+
+
+NOT_REGISTERED = (
+    "Spotify refused this account: this server's Spotify app is in development mode, and "
+    "Spotify lets such an app serve only the accounts its owner has added under User "
+    "Management in the Spotify developer dashboard, five at most. Ask whoever runs this "
+    "server to add your Spotify account there, then sign in again.")
+
+
+def allowed(profile: dict, allowed_users: frozenset[str] | None) -> bool:
+    """Whether a Spotify profile may sign in: everyone without a list, else a listed id.
+
+    The list may name the user id or the stable account id, the two a user is linked by.
+    """
+    if allowed_users is None:
+        return True
+    ids = {profile.get("id"), profile.get("account_id")} - {None, ""}
+    return bool(ids & allowed_users)
+
+
 async def complete_login(db: Database, client: SpotifyClient, code: str,
-                         attempt: LoginAttempt) -> int:
-    """Exchange the code, load the profile, store user and tokens; return the user id."""
+                         attempt: LoginAttempt,
+                         allowed_users: frozenset[str] | None = None) -> int:
+    """Exchange the code, load the profile, store user and tokens; return the user id.
+
+    An account outside `allowed_users`, or one Spotify will not serve to this app, is refused
+    before anything of it is stored.
+    """
     tokens = await client.exchange_code(code, code_verifier=attempt.verifier,
                                         redirect_uri=attempt.redirect_uri)
-    profile = await client.me(tokens.access_token)
+    try:
+        profile = await client.me(tokens.access_token)
+    except Forbidden as exc:
+        raise SignInRefused(NOT_REGISTERED, detail=exc.detail) from exc
+    if not allowed(profile, allowed_users):
+        raise SignInRefused(
+            f"This Music Time Machine is private, and the Spotify account "
+            f"{profile.get('display_name') or profile.get('id')!s} (id {profile.get('id')}) is "
+            "not among the accounts allowed to sign in. Nothing of it was stored. Ask whoever "
+            "runs this server to add that id to its list of members (MTM_ALLOWED_USERS).")
     images = profile.get("images") or []
     user_id = await db.run(users.upsert_user, profile["id"],
                            profile.get("display_name") or profile["id"],

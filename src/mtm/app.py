@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +32,9 @@ from mtm.spotify.emulator.state import State
 from mtm.views.errors import exception_handlers
 
 log = logging.getLogger("mtm")
-SESSION_MAX_AGE = 30 * 24 * 3600
 EMULATOR_CLIENT_ID = "mtm-demo"
+CALLBACK_PATH = "/callback"
+DAY = 86400
 
 
 @dataclass
@@ -50,6 +51,8 @@ class Services:
     # Analytics and artist, album and track pages, computed once per history version.
     read_cache: Cache = field(default_factory=Cache)
     jobs: jobs.JobRunner | None = None
+    # The wall clock of sessions and rate limits; tests put their own here.
+    clock: Callable[[], float] = time.time
 
 
 def job_handlers() -> dict[str, jobs.Handler]:
@@ -113,6 +116,11 @@ def connect_spotify(settings: Settings, emulator: Emulator | None = None
     # and `mtm sync` in another process can use them.
     emulator = emulator or Emulator(client_id=EMULATOR_CLIENT_ID,
                                     state_path=emulator_state_path(settings))
+    # As a developer registers the app's callback in Spotify's dashboard: the demo serves the
+    # emulator's pages itself, so its /callback on that same origin is the one it knows.
+    emulator.register_own_origin(CALLBACK_PATH)
+    if settings.redirect_uri:
+        emulator.register_redirect_uri(settings.redirect_uri)
     client = SpotifyClient(client_id=EMULATOR_CLIENT_ID, client_secret=None,
                            accounts_url=Emulator.accounts_url, api_url=Emulator.api_url,
                            transport=emulator.transport())
@@ -150,7 +158,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
         Middleware(ErrorPageMiddleware),
         Middleware(GZipMiddleware, minimum_size=1024),
         Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="mtm_session",
-                   max_age=SESSION_MAX_AGE, same_site="lax", https_only=False),
+                   max_age=settings.session_max_days * DAY, same_site="lax", https_only=False),
         Middleware(CSRFProtectMiddleware, csrf_secret=settings.secret_key),
         # Uploads stop at their own limit as they stream to disk; this is the backstop.
         Middleware(RequestGuardMiddleware, limit=MAX_BODY_BYTES,

@@ -41,6 +41,13 @@ class Settings:
     demo_plays: int = 60_000
     # The largest upload accepted (bytes): a 10-year export zip is about 40 MB.
     upload_limit: int = 1_000_000_000
+    # Sign-in sessions end after this many days unused, and this many days after sign-in.
+    session_idle_days: int = 14
+    session_max_days: int = 90
+    # The Spotify ids that may sign in (MTM_ALLOWED_USERS); None lets everyone in.
+    allowed_users: frozenset[str] | None = None
+    # Limits on sign-in attempts, uploads and downloads (MTM_RATE_LIMITS=off for test rigs).
+    rate_limits: bool = True
     static_dir: Path = field(default=REPO_ROOT / "static")
     # Where each choice came from, said at start-up (see `describe`).
     env_file: Path | None = None
@@ -173,6 +180,9 @@ def load_settings(env_file: str | Path | _ProjectEnv | None = PROJECT_ENV, *,
         sync_interval=_sync_interval(get("MTM_SYNC_INTERVAL"), demo),
         demo_plays=int(get("MTM_DEMO_PLAYS", "60000") or 60000),
         upload_limit=_megabytes(get("MTM_UPLOAD_LIMIT_MB"), "MTM_UPLOAD_LIMIT_MB", 1000),
+        **_session_days(get("MTM_SESSION_IDLE_DAYS"), get("MTM_SESSION_MAX_DAYS")),
+        allowed_users=_allowed_users(get("MTM_ALLOWED_USERS")),
+        rate_limits=_switch(get("MTM_RATE_LIMITS"), "MTM_RATE_LIMITS", True),
         env_file=found,
         data_dir_origin=data_dir_origin,
         demo_reason=demo_reason,
@@ -201,3 +211,44 @@ def _megabytes(raw: str | None, name: str, default: int) -> int:
     if value < 1:
         raise ValueError(f"{name} must be at least 1")
     return value * 1_000_000
+
+
+def _days(raw: str | None, name: str, default: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number of days, not {raw!r}") from None
+    # Browsers keep a cookie at most 400 days, whatever the server asks.
+    if not 1 <= value <= 400:
+        raise ValueError(f"{name} must be between 1 and 400 days")
+    return value
+
+
+def _session_days(idle: str | None, most: str | None) -> dict[str, int]:
+    """How long a sign-in lasts unused (idle) and at most: each 1-400 days, idle <= most."""
+    idle_days = _days(idle, "MTM_SESSION_IDLE_DAYS", 14)
+    max_days = _days(most, "MTM_SESSION_MAX_DAYS", 90)
+    if idle_days > max_days:
+        raise ValueError(f"MTM_SESSION_IDLE_DAYS ({idle_days}) cannot be longer than "
+                         f"MTM_SESSION_MAX_DAYS ({max_days})")
+    return {"session_idle_days": idle_days, "session_max_days": max_days}
+
+
+def _allowed_users(raw: str | None) -> frozenset[str] | None:
+    """The Spotify ids allowed to sign in; None (unset or blank) lets everyone in."""
+    ids = frozenset(item.strip() for item in CommaSeparatedStrings(raw or "") if item.strip())
+    return ids or None
+
+
+def _switch(raw: str | None, name: str, default: bool) -> bool:
+    """An on/off setting."""
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("on", "true", "yes", "1"):
+        return True
+    if value in ("off", "false", "no", "0"):
+        return False
+    raise ValueError(f"{name} must be on or off, not {raw!r}")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -143,9 +145,63 @@ def render(request: Request, page: str, fragment: str | None = None,
     return response
 
 
+# A post-sign-in target longer than this is not one of the app's own links.
+NEXT_MAX_LENGTH = 2000
+# Percent-decoded this many times at most, as browsers, proxies and htmx might between them.
+NEXT_DECODE_DEPTH = 4
+# Kept as they are when a local path is made safe for a header; the rest is percent-encoded.
+_URL_SAFE = "/?#[]@!$&'()*+,;=:%~-._"
+
+
+def _local_at_every_level(url: str) -> bool:
+    """A path on this site however often it is percent-decoded: no scheme or host.
+
+    The whole value must be clean as written; once decoded, only the path (before ? or #)
+    decides where a browser goes, so a query may hold whatever it encodes.
+    """
+    if any(c.isspace() for c in url):
+        return False
+    for _ in range(NEXT_DECODE_DEPTH + 1):
+        # Browsers drop tabs and newlines inside URLs ("/\t/evil" becomes "//evil") and read
+        # a backslash as a slash; control characters end a header line or the connection.
+        if any(ord(c) < 0x20 or ord(c) == 0x7F or c == "\\" for c in url):
+            return False
+        if not url.startswith("/") or url.startswith("//"):
+            return False
+        parts = urlsplit(url)
+        if parts.scheme or parts.netloc:
+            return False
+        path = re.split(r"[?#]", url, maxsplit=1)[0]
+        decoded = unquote(path)
+        if decoded == path:
+            return True
+        url = decoded
+    # Still changing after that many decodings: nothing the app links to looks like this.
+    return False
+
+
+def safe_next(url: object) -> str | None:
+    """A local path to send the browser to after sign-in (or any redirect), else None.
+
+    The one check for every redirect the app makes, whether it goes out as Location or as
+    HX-Redirect: a path on this site only, checked as written and percent-decoded, no
+    control characters, whitespace or backslashes; what is left non-ASCII is percent-encoded,
+    so the value is always a valid header.
+    """
+    if not isinstance(url, str) or not url or len(url) > NEXT_MAX_LENGTH:
+        return None
+    if not _local_at_every_level(url):
+        return None
+    return quote(url, safe=_URL_SAFE)
+
+
 def redirect(request: Request, url: str, *, status_code: int = 303, hx_status: int = 200
              ) -> Response:
-    """Send the browser elsewhere: a redirect for a plain request, HX-Redirect for HTMX."""
+    """Send the browser elsewhere: a redirect for a plain request, HX-Redirect for HTMX.
+
+    Only to a local path (`safe_next`); anything else goes to the home page instead.
+    """
+    url = safe_next(url) or "/"
     if request.headers.get("HX-Request") == "true":
         # htmx follows HX-Redirect whatever the status, so the status can stay honest.
         return Response(status_code=hx_status, headers={"HX-Redirect": url})

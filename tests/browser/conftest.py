@@ -70,6 +70,8 @@ def _server_env(data_dir: Path) -> dict[str, str]:
     }
     env["MTM_DATA_DIR"] = str(data_dir)
     env["MTM_SECRET_KEY"] = SECRET_KEY
+    # The suite signs in a hundred times from one address, far past the sign-in limit.
+    env["MTM_RATE_LIMITS"] = "off"
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

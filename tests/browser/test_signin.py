@@ -138,3 +138,20 @@ def test_sign_out_returns_to_signin(new_context: Any, live_server: str,
         assert response is not None and response.status == 200
         _assert_on_signin(page, live_server, next_url=target)
         expect(page.locator("#flashes")).not_to_contain_text(SIGNED_OUT)
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["js", "nojs"])
+def test_signing_out_ends_a_copied_cookie_too(new_context: Any, live_server: str,
+                                              javascript: bool) -> None:
+    page = sign_in(_new_page(new_context, javascript=javascript), live_server)
+    copy_context = new_context(java_script_enabled=javascript)
+    copy_context.add_cookies(page.context.cookies())
+    copy = copy_context.new_page()
+    copy.goto("/")
+    expect(copy.locator("#dashboard")).to_be_visible()
+
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{live_server}/signin")
+    # The other browser's copy of the cookie was signed out on the server with it.
+    copy.goto("/settings")
+    _assert_on_signin(copy, live_server, next_url="/settings")

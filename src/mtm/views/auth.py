@@ -9,8 +9,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette_wtf import csrf_protect, csrf_token
 
 from mtm import accounts, sync
-from mtm.rendering import flash, redirect, render
-from mtm.session import current_user, safe_next, sign_in, sign_out
+from mtm.ratelimit import CALLBACK, LOGIN, rate_limited
+from mtm.rendering import flash, redirect, render, safe_next
+from mtm.session import current_user, sign_in, sign_out
 from mtm.spotify import oauth
 from mtm.spotify.client import SpotifyError
 
@@ -32,6 +33,7 @@ async def signin(request: Request) -> Response:
     return _signin_page(request, next_url=next_url)
 
 
+@rate_limited(LOGIN)
 async def login(request: Request) -> Response:
     """Start the authorization-code + PKCE flow and send the browser to Spotify."""
     if request.url.hostname == "localhost":
@@ -51,6 +53,7 @@ async def login(request: Request) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
+@rate_limited(CALLBACK)
 async def callback(request: Request) -> Response:
     """Finish sign-in: check state, exchange the code, fetch recent plays once."""
     services = request.app.state.services
@@ -74,11 +77,11 @@ async def callback(request: Request) -> Response:
                             error="Spotify's answer had no authorization code. Please try again.")
     try:
         user_id = await accounts.complete_login(services.db, services.spotify, params["code"],
-                                                attempt)
+                                                attempt, services.settings.allowed_users)
     except SpotifyError as exc:
-        log.warning("sign-in failed: %s", exc)
+        log.warning("sign-in failed: %s %s", exc, exc.detail)
         return _signin_page(request, status_code=exc.status, error=exc.message)
-    sign_in(request, user_id)
+    await sign_in(request, user_id)
     if await services.db.run(sync.latest_run, user_id) is None:
         # The first sign-in fetches recent plays once so the dashboard is not empty.
         run = await sync.sync_user(services.db, services.spotify, user_id,
@@ -88,12 +91,14 @@ async def callback(request: Request) -> Response:
                   "warning")
     services.scheduler.nudge()
     flash(request, "Signed in. Welcome!", "success")
-    return RedirectResponse(attempt.next_url or request.url_for("home").path, status_code=303)
+    # Checked again: a target stored before this version was checked less strictly.
+    return RedirectResponse(safe_next(attempt.next_url) or request.url_for("home").path,
+                            status_code=303)
 
 
 @csrf_protect
 async def logout(request: Request) -> Response:
-    """Sign out (POST only, CSRF-checked)."""
-    sign_out(request)
+    """Sign out (POST only, CSRF-checked): the session ends on the server too."""
+    await sign_out(request)
     flash(request, "You are signed out.", "info")
     return redirect(request, request.url_for("signin").path)

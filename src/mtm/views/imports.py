@@ -7,6 +7,7 @@ from starlette.responses import Response
 from starlette_wtf import csrf_protect
 
 from mtm import demo, imports, preferences, uploads
+from mtm.ratelimit import UPLOAD, rate_limited
 from mtm.rendering import refuse_form, render, take_refused_form
 from mtm.session import current_user, login_required
 from mtm.views.errors import error_response
@@ -16,6 +17,7 @@ UPLOAD_FORM = "import_upload"
 
 
 @login_required
+@rate_limited(UPLOAD)
 async def upload(request: Request) -> Response:
     """Receive the files, then preview them as a background job.
 

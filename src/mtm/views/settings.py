@@ -13,6 +13,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from starlette_wtf import csrf_protect
 
 from mtm import backups, connection, exports, imports, jobs, periods, preferences, sync, users
+from mtm.ratelimit import DOWNLOAD, rate_limited
 from mtm.rendering import (
     flash,
     is_partial,
@@ -22,7 +23,7 @@ from mtm.rendering import (
     render,
     take_refused_form,
 )
-from mtm.session import current_user, login_required, sign_out
+from mtm.session import current_user, end_all_sessions, login_required
 from mtm.views.errors import error_response
 from mtm.views.imports import UPLOAD_FORM
 
@@ -167,6 +168,7 @@ async def save_preferences(request: Request) -> Response:
 
 
 @login_required
+@rate_limited(DOWNLOAD)
 async def export(request: Request) -> Response:
     """Download this user's data as SQLite, JSON or CSV (a GET: it changes nothing)."""
     fmt = request.path_params["fmt"]
@@ -217,6 +219,7 @@ async def create_backup(request: Request) -> Response:
 
 
 @login_required
+@rate_limited(DOWNLOAD)
 async def download_backup(request: Request) -> Response:
     """Download one of this user's backup files."""
     user = await current_user(request)
@@ -412,7 +415,8 @@ async def disconnect(request: Request) -> Response:
     except backups.BackupError as exc:
         return await _confirm(request, user, "settings_disconnect", "Disconnect Spotify",
                               exc.status, {"history_choice": choice}, problem=exc.message)
-    sign_out(request)
+    # Every browser signed in to this account is signed out, not only this one.
+    await end_all_sessions(request, user.id)
     if backup is None:
         flash(request, "Spotify is disconnected and you are signed out. Your listening history "
               "is kept: sign in with Spotify again to carry on recording.", "success")

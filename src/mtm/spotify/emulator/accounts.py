@@ -80,8 +80,20 @@ class Accounts:
 
     # The authorize page
 
-    def problem(self, params: Any, *, check_request: bool) -> str | None:
-        """Why an authorize request is refused (Spotify's wording), or None when it is fine."""
+    def registered(self, uri: str, origin: str) -> bool:
+        """Whether `uri` is one of the app's registered redirect URIs (compared exactly)."""
+        emulator = self.emulator
+        if uri in emulator.redirect_uris:
+            return True
+        return (emulator.own_origin_callback is not None
+                and uri == origin + emulator.own_origin_callback)
+
+    def problem(self, params: Any, *, check_request: bool, origin: str = "") -> str | None:
+        """Why an authorize request is refused (Spotify's wording), or None when it is fine.
+
+        `origin` is where the page was asked for (scheme://host:port), for an app that
+        registered its callback on the emulator's own origin.
+        """
         if params.get("client_id") != self.emulator.client_id:
             return "INVALID_CLIENT: Invalid client"
         if check_request:
@@ -94,6 +106,10 @@ class Accounts:
         problem = redirect_problem(params.get("redirect_uri", ""))
         if problem:
             return problem
+        # Spotify sends a code only to a URI registered in the app's dashboard: anywhere
+        # else, an attacker's link would hand them the user's code.
+        if not self.registered(params["redirect_uri"], origin):
+            return "INVALID_CLIENT: Invalid redirect URI"
         unknown = [s for s in params.get("scope", "").split() if s not in KNOWN_SCOPES]
         if unknown:
             return f"INVALID_SCOPE: Invalid scope {' '.join(unknown)}"
@@ -102,7 +118,7 @@ class Accounts:
     async def authorize(self, request: Request) -> Response:
         """The consent page, or why the request cannot be authorized (never a redirect)."""
         params = request.query_params
-        problem = self.problem(params, check_request=True)
+        problem = self.problem(params, check_request=True, origin=_origin(request))
         if problem:
             return pages.problem(problem)
         return pages.authorize(params)
@@ -110,7 +126,7 @@ class Accounts:
     async def decide(self, request: Request) -> Response:
         """Agree or Cancel: back to the app with a code, or with access_denied."""
         params = request.query_params
-        problem = self.problem(params, check_request=False)
+        problem = self.problem(params, check_request=False, origin=_origin(request))
         if problem:
             return pages.problem(problem)
         decision = params.get("decision")
@@ -174,6 +190,11 @@ class Accounts:
         if tokens is None:
             raise AccountsError("invalid_grant", "Refresh token expired")
         return _token_response(tokens, consent)
+
+
+def _origin(request: Request) -> str:
+    """scheme://host[:port] the browser asked for this page on."""
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 def _token_response(tokens: tuple[str, str], consent: Consent) -> Response:

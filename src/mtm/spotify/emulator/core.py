@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from mtm.spotify.emulator.wire import AccountsError, ApiError
 from mtm.spotify.listener import EmulatedPlay, listener
 
 IN_PROCESS_BASE = "http://emulator.invalid"
+# What a developer registers first, and what the README tells them to.
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8000/callback"
 
 
 class Emulator:
@@ -43,8 +45,18 @@ class Emulator:
 
     def __init__(self, *, seed: int = 2026, clock: Callable[[], float] = time.time,
                  client_id: str = "mtm-demo", state_path: str | Path | None = None,
-                 artists: int | None = None) -> None:
+                 artists: int | None = None,
+                 redirect_uris: Iterable[str] = (DEFAULT_REDIRECT_URI,),
+                 registered_users: Iterable[str] | None = None) -> None:
         self.seed = seed
+        # The app's dashboard settings: its redirect URIs, and (development mode) the users
+        # added to it; None serves every account, as an app with extended quota does.
+        self.redirect_uris: set[str] = set(redirect_uris)
+        self.registered_users: frozenset[str] | None = (
+            None if registered_users is None else frozenset(registered_users))
+        # The callback path registered on whatever origin the authorize page is served from
+        # (the demo app serves both), as `register_own_origin` sets it.
+        self.own_origin_callback: str | None = None
         self.clock = clock
         self.client_id = client_id
         self.state_path = Path(state_path) if state_path is not None else None
@@ -78,6 +90,18 @@ class Emulator:
         """What a browser loads: authorize, its decision, /open/... pages and /image/... SVGs."""
         return [*self.accounts.browser_routes(), *self.open_pages.routes(),
                 *self.images.routes()]
+
+    def register_redirect_uri(self, uri: str) -> None:
+        """Add a redirect URI to the app's registered ones, as in Spotify's dashboard."""
+        self.redirect_uris.add(uri)
+
+    def register_own_origin(self, callback_path: str) -> None:
+        """Accept `callback_path` on the origin the authorize page is served from.
+
+        The demo app serves the emulator's pages itself, on whatever loopback port it was
+        started on: its callback there is the one registered URI nobody has to type.
+        """
+        self.own_origin_callback = callback_path
 
     def close(self) -> None:
         """Close the state database; the emulator cannot answer requests afterwards."""

@@ -29,6 +29,8 @@ from mtm.spotify.emulator.wire import (
 if TYPE_CHECKING:
     from mtm.spotify.emulator.core import Emulator
 
+NOT_REGISTERED = ("Check settings on developer.spotify.com/dashboard, the user may not be "
+                  "registered.")
 TIME_RANGES = ("short_term", "medium_term", "long_term")
 # Removed for development-mode apps in February 2026; they answer 403.
 GONE_METHODS = ["GET", "POST", "PUT", "DELETE"]
@@ -66,6 +68,11 @@ class WebApi:
             raise ApiError(401, "Invalid access token")
         if access.expires_at <= self.emulator.clock():
             raise ApiError(401, "The access token expired")
+        registered = self.emulator.registered_users
+        if registered is not None and access.user not in registered:
+            # A development-mode app serves only the users added in its dashboard (at most
+            # five); Spotify issues them tokens, then refuses every API call.
+            raise ApiError(403, NOT_REGISTERED)
         if scopes and not access.scope.intersection(scopes):
             raise ApiError(403, "Insufficient client scope")
         return access
