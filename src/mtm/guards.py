@@ -19,6 +19,7 @@ from starlette_wtf.util import validate_csrf
 from wtforms import ValidationError
 
 from mtm.uploads import size_label
+from mtm.views.errors import error_response, http_error
 
 log = logging.getLogger("mtm.errors")
 
@@ -77,8 +78,6 @@ class RequestGuardMiddleware:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send,
                       exc: HTTPException) -> None:
-        from mtm.views.errors import http_error
-
         response = await http_error(Request(scope, receive), exc)
         await response(scope, receive, send)
 
@@ -151,8 +150,6 @@ class ErrorPageMiddleware:
 
     @staticmethod
     def _error_page(scope: Scope, receive: Receive) -> Response:
-        from mtm.views.errors import error_response
-
         try:
             return error_response(Request(scope, receive), 500)
         except Exception:
