@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jinja2
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 from starlette_wtf import CSRFProtectMiddleware
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from mtm import backups, connection, demo, enrich, history, imports, jobs
+from mtm import backups, connection, demo, deployment, enrich, history, imports, jobs
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -35,6 +39,10 @@ log = logging.getLogger("mtm")
 EMULATOR_CLIENT_ID = "mtm-demo"
 CALLBACK_PATH = "/callback"
 DAY = 86400
+# Set by `mtm serve --demo` for its worker processes, which read their settings from the
+# environment (uvicorn starts each one from an import string).
+FORCE_DEMO_ENV = "MTM_FORCE_DEMO"
+LOG_LEVEL_ENV = "MTM_LOG_LEVEL"
 
 
 @dataclass
@@ -80,7 +88,15 @@ def demo_catalogue_artists(settings: Settings) -> int:
 
 
 def prepare_database(settings: Settings) -> None:
-    """Apply migrations, and in demo mode make sure the demo account has a history."""
+    """Apply migrations, and in demo mode make sure the demo account has a history.
+
+    Workers starting together take turns (a lock file in the data directory).
+    """
+    with database.process_lock(settings.data_dir / "prepare.lock"):
+        _prepare_database(settings)
+
+
+def _prepare_database(settings: Settings) -> None:
     conn = database.connect(settings.database_path)
     try:
         applied = database.migrate(conn)
@@ -127,12 +143,61 @@ def connect_spotify(settings: Settings, emulator: Emulator | None = None
     return client, "/emulator/accounts/authorize", emulator
 
 
+def precompile_templates(templates: Jinja2Templates) -> int:
+    """Compile every page, partial and macro into the environment's cache; how many.
+
+    Otherwise the first request for each page after a restart waits 20-90 ms for Jinja.
+    """
+    env = templates.env
+    names = env.list_templates(filter_func=lambda name: name.startswith(
+        ("pages/", "partials/", "macros/")) and name.endswith(".html"))
+    # The cache must hold them all, or the first ones would be compiled again.
+    env.cache = jinja2.utils.LRUCache(max(400, 2 * len(names)))
+    for name in names:
+        env.get_template(name)
+    return len(names)
+
+
+class App(Starlette):
+    """Starlette with the request id, access log and proxy headers around everything,
+    its error handling included (so a 500 page carries the request id too)."""
+
+    def __init__(self, *args: object, settings: Settings, **kwargs: object) -> None:
+        self.deployment_settings = settings
+        super().__init__(*args, **kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """The usual stack, wrapped in the deployment middleware."""
+        settings = self.deployment_settings
+        stack: ASGIApp = deployment.RequestMiddleware(
+            super().build_middleware_stack(), access=settings.production,
+            hsts=settings.production)
+        if settings.trusted_proxies:
+            # X-Forwarded-For/-Proto are believed from these addresses only (uvicorn's own
+            # proxy handling stays off: it trusts 127.0.0.1 by default).
+            stack = ProxyHeadersMiddleware(stack, trusted_hosts=list(settings.trusted_proxies))
+        return stack
+
+
+def worker_app() -> Starlette:
+    """The app of one of several worker processes: settings and logging from the environment."""
+    settings = load_settings(force_demo=os.environ.get(FORCE_DEMO_ENV) == "1")
+    level = os.environ.get(LOG_LEVEL_ENV, "info")
+    if settings.production:
+        deployment.configure_logging(level)
+    else:
+        # The same readable lines as `mtm serve` with one worker.
+        logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    return create_app(settings)
+
+
 def create_app(settings: Settings | None = None, *, emulator: Emulator | None = None
                ) -> Starlette:
     """Build the web app for these settings (read from the environment when not given)."""
-    settings = settings or load_settings()
+    settings = settings or load_settings(force_demo=os.environ.get(FORCE_DEMO_ENV) == "1")
     spotify, authorize_endpoint, emulator = connect_spotify(settings, emulator)
-    db = database.Database(settings.database_path)
+    # The server never creates an empty database where the file has gone (see Database).
+    db = database.Database(settings.database_path, create=False)
     scheduler = Scheduler(db, spotify, interval=settings.sync_interval)
     services = Services(settings, db, make_templates(), spotify, authorize_endpoint, scheduler,
                         emulator)
@@ -142,6 +207,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         prepare_database(settings)
+        precompile_templates(services.templates)
         scheduler.start()
         try:
             yield
@@ -156,15 +222,18 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(ErrorPageMiddleware),
+        Middleware(deployment.AllowedHostsMiddleware, allowed=settings.allowed_hosts),
         Middleware(GZipMiddleware, minimum_size=1024),
+        # Secure in production: the cookie never travels over plain HTTP.
         Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="mtm_session",
-                   max_age=settings.session_max_days * DAY, same_site="lax", https_only=False),
+                   max_age=settings.session_max_days * DAY, same_site="lax",
+                   https_only=settings.production),
         Middleware(CSRFProtectMiddleware, csrf_secret=settings.secret_key),
         # Uploads stop at their own limit as they stream to disk; this is the backstop.
         Middleware(RequestGuardMiddleware, limit=MAX_BODY_BYTES,
                    limits={"/settings/imports": settings.upload_limit + MAX_BODY_BYTES}),
     ]
-    app = Starlette(routes=build_routes(settings, emulator), middleware=middleware,
-                    exception_handlers=exception_handlers(), lifespan=lifespan)
+    app = App(routes=build_routes(settings, emulator), middleware=middleware,
+              exception_handlers=exception_handlers(), lifespan=lifespan, settings=settings)
     app.state.services = services
     return app

@@ -11,17 +11,44 @@ from mtm.config import describe, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
-    from mtm.app import create_app
+    from mtm import deployment
+    from mtm.app import FORCE_DEMO_ENV, LOG_LEVEL_ENV, create_app, prepare_database
 
+    # Worker processes read their settings from the environment: say it there.
+    if args.production:
+        os.environ["MTM_ENV"] = "production"
+    if args.workers is not None:
+        os.environ["MTM_WORKERS"] = str(args.workers)
+    if args.demo:
+        os.environ[FORCE_DEMO_ENV] = "1"
+    os.environ[LOG_LEVEL_ENV] = args.log_level
     settings = load_settings(force_demo=args.demo)
+    if settings.production:
+        deployment.configure_logging(args.log_level)
     mode = "demo mode (built-in Spotify emulator)" if settings.demo else "connected to Spotify"
-    print(f"Music Time Machine, {mode}: http://{args.host}:{args.port}/", flush=True)
+    say = logging.getLogger("mtm").info if settings.production else print
+    say(f"Music Time Machine, {mode}{', production' if settings.production else ''}: "
+        f"http://{args.host}:{args.port}/ ({settings.workers} worker"
+        f"{'s' if settings.workers != 1 else ''})")
     for line in describe(settings):
-        print(line, flush=True)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-                proxy_headers=False)
+        say(line)
+    sys.stdout.flush()
+    # Uvicorn's own proxy handling stays off: the app applies MTM_TRUSTED_PROXIES itself.
+    options = {"host": args.host, "port": args.port, "log_level": args.log_level,
+               "proxy_headers": False, "server_header": False}
+    if settings.production:
+        # Logging is the app's (JSON on stdout, its own access log without secrets).
+        options.update(log_config=None, access_log=False)
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Once here, before the workers start: each then finds nothing left to do.
+    prepare_database(settings)
+    uvicorn.run("mtm.app:worker_app", factory=True, workers=settings.workers, **options)
     return 0
 
 
@@ -257,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo", action="store_true",
                        help="use the built-in Spotify emulator even if credentials are set")
+    serve.add_argument("--production", action="store_true",
+                       help="secure cookies, allowed hosts, JSON logs (as MTM_ENV=production)")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="server processes sharing the database (default MTM_WORKERS or 1)")
     serve.add_argument("--log-level", default="info",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(run=_serve)

@@ -8,11 +8,13 @@ taken from the project directory too.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings
@@ -53,6 +55,11 @@ class Settings:
     env_file: Path | None = None
     data_dir_origin: str = "given"
     demo_reason: str | None = None
+    # Production mode (MTM_ENV=production): secure cookies, allowed hosts, JSON logs, HSTS.
+    production: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    workers: int = 1
 
     @property
     def database_path(self) -> Path:
@@ -169,12 +176,14 @@ def load_settings(env_file: str | Path | _ProjectEnv | None = PROJECT_ENV, *,
         where = f"the environment or {found}" if found else \
             f"the environment, and there is no {env_path or '.env'}"
         demo_reason = f"SPOTIFY_CLIENT_ID is not set in {where}"
+    redirect_uri = get("SPOTIFY_REDIRECT_URI")
+    production = _production(get("MTM_ENV"))
     return Settings(
         data_dir=data_dir,
         secret_key=_secret_key(data_dir, get("MTM_SECRET_KEY")),
         spotify_client_id=None if demo else client_id,
         spotify_client_secret=None if demo else get("SPOTIFY_CLIENT_SECRET"),
-        redirect_uri=get("SPOTIFY_REDIRECT_URI"),
+        redirect_uri=redirect_uri,
         admins=frozenset(CommaSeparatedStrings(get("MTM_ADMINS", "") or "")),
         demo=demo,
         sync_interval=_sync_interval(get("MTM_SYNC_INTERVAL"), demo),
@@ -186,6 +195,10 @@ def load_settings(env_file: str | Path | _ProjectEnv | None = PROJECT_ENV, *,
         env_file=found,
         data_dir_origin=data_dir_origin,
         demo_reason=demo_reason,
+        production=production,
+        allowed_hosts=_allowed_hosts(get("MTM_ALLOWED_HOSTS"), redirect_uri, production),
+        trusted_proxies=_trusted_proxies(get("MTM_TRUSTED_PROXIES")),
+        workers=_workers(get("MTM_WORKERS")),
     )
 
 
@@ -252,3 +265,57 @@ def _switch(raw: str | None, name: str, default: bool) -> bool:
     if value in ("off", "false", "no", "0"):
         return False
     raise ValueError(f"{name} must be on or off, not {raw!r}")
+
+
+def _production(raw: str | None) -> bool:
+    """MTM_ENV: production, or development (the default)."""
+    value = (raw or "development").strip().lower()
+    if value not in ("production", "development"):
+        raise ValueError(f"MTM_ENV must be production or development, not {raw!r}")
+    return value == "production"
+
+
+def _allowed_hosts(raw: str | None, redirect_uri: str | None, production: bool
+                   ) -> tuple[str, ...]:
+    """The host names the app answers to; production needs them (or a redirect URI)."""
+    hosts = tuple(h.strip().lower().rstrip(".") for h in CommaSeparatedStrings(raw or "")
+                  if h.strip())
+    if not hosts and production and redirect_uri:
+        # The host Spotify sends browsers back to is the one the app is reached at.
+        host = urlsplit(redirect_uri).hostname
+        hosts = (host,) if host else ()
+    if production and not hosts:
+        raise ValueError("production mode needs to know the host names this app is reached "
+                         "at: set MTM_ALLOWED_HOSTS (e.g. music.example.org) or "
+                         "SPOTIFY_REDIRECT_URI (e.g. https://music.example.org/callback)")
+    if production and all("*" in h for h in hosts) and not redirect_uri:
+        raise ValueError("with only wildcard MTM_ALLOWED_HOSTS, production mode needs "
+                         "SPOTIFY_REDIRECT_URI to know where Spotify sends browsers back")
+    return hosts
+
+
+def _trusted_proxies(raw: str | None) -> tuple[str, ...]:
+    """The proxies whose X-Forwarded-For/-Proto are believed: IP addresses or networks."""
+    proxies = tuple(p.strip() for p in CommaSeparatedStrings(raw or "") if p.strip())
+    for proxy in proxies:
+        if proxy == "*":
+            continue
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ValueError(f"MTM_TRUSTED_PROXIES takes IP addresses or networks such as "
+                             f"172.16.0.0/12, not {proxy!r}") from None
+    return proxies
+
+
+def _workers(raw: str | None) -> int:
+    """MTM_WORKERS: how many server processes share the database."""
+    if raw is None or raw == "":
+        return 1
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"MTM_WORKERS must be a whole number, not {raw!r}") from None
+    if not 1 <= value <= 32:
+        raise ValueError("MTM_WORKERS must be between 1 and 32")
+    return value

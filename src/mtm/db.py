@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import stat
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 
@@ -23,17 +25,27 @@ class DatabaseUnavailable(RuntimeError):
     """The database could not be opened or is locked beyond the busy timeout."""
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """Open a connection in autocommit mode with WAL, foreign keys and a busy timeout."""
-    Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
+    """Open a connection in autocommit mode with WAL, foreign keys and a busy timeout.
+
+    `create=False` refuses to make a new, empty database where the file has gone.
+    """
+    if create or str(path) == ":memory:":
+        Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+    else:
+        uri = f"file:{quote(str(Path(path).resolve()))}?mode=rw"
+        conn = sqlite3.connect(uri, isolation_level=None, check_same_thread=False, timeout=10,
+                               uri=True)
     if str(path) != ":memory:":
         _make_private(Path(path))
     conn.row_factory = sqlite3.Row
     identity.register(conn)
+    # Before journal_mode: switching a new database to WAL takes a lock, and without a busy
+    # timeout a second process starting at the same moment fails with "database is locked".
+    conn.execute("PRAGMA busy_timeout = 10000")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 10000")
     # NORMAL is durable across application crashes in WAL mode and much faster than FULL.
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
@@ -81,7 +93,11 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply every migration newer than the database, each in its own transaction."""
+    """Apply every migration newer than the database, each in its own transaction.
+
+    Safe when several processes start at once: the version is read inside each migration's
+    write transaction, so a migration another process applied meanwhile is skipped.
+    """
     applied = []
     # Migrations may compute record keys of stored plays in SQL.
     identity.register(conn)
@@ -91,6 +107,9 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         # executescript would commit on its own; wrap the statements so a failing
         # migration leaves the database at the previous version.
         conn.execute("BEGIN IMMEDIATE")
+        if number <= schema_version(conn):
+            conn.execute("ROLLBACK")
+            continue
         try:
             for statement in _statements(script):
                 conn.execute(statement)
@@ -101,6 +120,21 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         conn.execute("COMMIT")
         applied.append(name)
     return applied
+
+
+@contextmanager
+def process_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (created if missing) across processes on this machine.
+
+    Several workers starting together prepare the database one after another: migrations,
+    rollups and the demo history happen once, and the later ones find nothing to do.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -116,11 +150,26 @@ def _statements(script: str) -> Iterator[str]:
         yield buffer
 
 
-class Database:
-    """A per-thread connection pool that runs domain functions off the event loop."""
+def file_identity(path: str | Path) -> tuple[int, int] | None:
+    """The (device, inode) of a file, None when it is gone: a replaced file has another."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
 
-    def __init__(self, path: str | Path) -> None:
+
+class Database:
+    """A per-thread connection pool that runs domain functions off the event loop.
+
+    `create=False` (the server) never makes a new, empty database: when the file is deleted or
+    replaced under the running app, calls raise DatabaseUnavailable instead of answering from
+    an empty file ("no such table") or writing into a deleted one.
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
+        self.create = create
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
@@ -128,15 +177,25 @@ class Database:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened on first use."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and not self.create and \
+                file_identity(self.path) != self._local.identity:
+            raise DatabaseUnavailable(f"the database file {self.path} was removed or replaced "
+                                      "while the app was running")
         if conn is None:
             try:
-                conn = connect(self.path)
+                conn = connect(self.path, create=self.create)
             except sqlite3.Error as exc:
                 raise DatabaseUnavailable(str(exc)) from exc
             self._local.conn = conn
+            self._local.identity = file_identity(self.path)
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def opened_identity(self) -> tuple[int, int] | None:
+        """The (device, inode) of the file this thread's connection opened."""
+        self.connection()
+        return self._local.identity
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run `fn(conn, ...)` on this thread's connection."""

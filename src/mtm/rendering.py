@@ -111,10 +111,33 @@ def _artwork(context: jinja2.runtime.Context, url: str | None) -> str | None:
     return image_src(url, demo=bool(context.get("demo")))
 
 
+class _MemoryBytecodeCache(jinja2.BytecodeCache):
+    """Compiled templates kept for the process (keyed by each template's source checksum):
+    an app made again in the same process, as the tests do, loads them instead of
+    compiling them again."""
+
+    def __init__(self) -> None:
+        self._store: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Fill the bucket from the store, when it holds this template."""
+        data = self._store.get(bucket.key)
+        if data is not None:
+            bucket.bytecode_from_string(data)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        """Keep a freshly compiled template."""
+        self._store[bucket.key] = bucket.bytecode_to_string()
+
+
+_BYTECODE = _MemoryBytecodeCache()
+
+
 def make_templates() -> Jinja2Templates:
     """The Jinja environment: autoescaping, strict undefined, shared context and filters."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_ROOT),
+        bytecode_cache=_BYTECODE,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette_wtf import csrf_protect, csrf_token
 
-from mtm import accounts, sync
+from mtm import accounts, deployment, sync
 from mtm.ratelimit import CALLBACK, LOGIN, rate_limited
 from mtm.rendering import flash, redirect, render, safe_next
 from mtm.session import current_user, sign_in, sign_out
@@ -42,7 +42,7 @@ async def login(request: Request) -> Response:
     services = request.app.state.services
     csrf_token(request)  # makes sure this browser session has a secret to bind the state to
     binding = accounts.binding_for(request.session["csrf_token"])
-    redirect_uri = services.settings.redirect_uri or str(request.url_for("callback"))
+    redirect_uri = deployment.redirect_uri(services.settings, request)
     next_url = safe_next(request.query_params.get("next"))
     state, challenge = await services.db.run(accounts.begin_login, binding, redirect_uri,
                                              next_url)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -49,9 +48,6 @@ class Accounts:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
-        self._lock = threading.Lock()
-        # Codes live in memory: each belongs to the process whose page issued it.
-        self._codes: dict[str, Grant] = {}
 
     def browser_routes(self) -> list[BaseRoute]:
         """The GET-only pages a browser visits while signing in."""
@@ -72,10 +68,10 @@ class Accounts:
         if user not in USERS:
             raise ValueError(f"unknown emulated user {user!r}")
         code = secrets.token_urlsafe(32)
-        emulator = self.emulator
-        with self._lock:
-            self._codes[code] = Grant(user, emulator.client_id, redirect_uri, code_challenge,
-                                      scope, emulator.clock() + CODE_SECONDS)
+        emulator, now = self.emulator, self.emulator.clock()
+        # In the state file, not in memory: another worker may answer the exchange.
+        emulator.state.save_code(code, (user, emulator.client_id, redirect_uri, code_challenge,
+                                        scope, now + CODE_SECONDS), now)
         return code
 
     # The authorize page
@@ -168,9 +164,9 @@ class Accounts:
 
     def _exchange(self, form: dict[str, str]) -> Response:
         now = self.emulator.clock()
-        with self._lock:
-            # A code is single use, even when this attempt fails.
-            grant = self._codes.pop(form.get("code", ""), None)
+        # A code is single use, even when this attempt fails.
+        terms = self.emulator.state.take_code(form.get("code", ""))
+        grant = Grant(*terms) if terms else None
         if grant is None or grant.expires_at < now or grant.client_id != self.emulator.client_id:
             raise AccountsError("invalid_grant", "Invalid authorization code")
         if form.get("redirect_uri") != grant.redirect_uri:

@@ -19,9 +19,13 @@ CONSENT_SECONDS = 183 * 86400
 # Tokens that can no longer be used are kept this long, then dropped so the state stays small.
 PRUNE_AFTER_SECONDS = 86400
 STATE_VERSION = 1
-# Shared by every emulator on one file. Codes, fault switches and the request log stay in
-# memory, since each belongs to one process.
+# Shared by every emulator on one file (so by every worker of `mtm serve --workers N`: a code
+# issued by one worker's page is exchanged by whichever worker answers /callback). Fault
+# switches and the request log stay in memory, since each belongs to one process.
 _SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS codes (code TEXT PRIMARY KEY, user TEXT NOT NULL, "
+    "client_id TEXT NOT NULL, redirect_uri TEXT NOT NULL, code_challenge TEXT NOT NULL, "
+    "scope TEXT NOT NULL, expires_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS access_tokens (token TEXT PRIMARY KEY, user TEXT NOT NULL, "
     "scope TEXT NOT NULL, expires_at REAL NOT NULL)",
@@ -119,6 +123,24 @@ class State:
         with self.write() as db:
             db.execute("INSERT INTO meta (key, value) VALUES ('artists', ?) "
                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (str(artists),))
+
+    # Authorization codes
+
+    def save_code(self, code: str, terms: tuple[str, str, str, str, str, float],
+                  now: float) -> None:
+        """Keep a code's terms (user, client id, redirect URI, challenge, scope, expiry)."""
+        with self.write() as db:
+            db.execute("DELETE FROM codes WHERE expires_at < ?", (now,))
+            db.execute("INSERT INTO codes (code, user, client_id, redirect_uri, code_challenge, "
+                       "scope, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)", (code, *terms))
+
+    def take_code(self, code: str) -> tuple[str, str, str, str, str, float] | None:
+        """A code's terms, used up: a code is exchanged once, even when that fails."""
+        with self.write() as db:
+            row = db.execute("DELETE FROM codes WHERE code = ? RETURNING user, client_id, "
+                             "redirect_uri, code_challenge, scope, expires_at",
+                             (code,)).fetchone()
+        return tuple(row) if row else None
 
     # Tokens
 
