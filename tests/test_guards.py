@@ -237,8 +237,9 @@ class LiveServer:
     """uvicorn serving an app from a thread, on a free loopback port."""
 
     def __init__(self, app) -> None:
+        # log_config=None: uvicorn leaves the logging set-up alone for the tests after this.
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0,
-                                                    log_level="critical", lifespan="on"))
+                                                    log_config=None, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
