@@ -20,7 +20,17 @@ from starlette.types import ASGIApp
 from starlette_wtf import CSRFProtectMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from mtm import backups, connection, demo, deployment, enrich, history, imports, jobs
+from mtm import (
+    backups,
+    connection,
+    demo,
+    deployment,
+    enrich,
+    history,
+    imports,
+    instance_backup,
+    jobs,
+)
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
@@ -206,6 +216,8 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Held while the server runs: `mtm restore` refuses meanwhile.
+        lock = instance_backup.hold(settings.data_dir)
         prepare_database(settings)
         precompile_templates(services.templates)
         scheduler.start()
@@ -218,6 +230,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
             if emulator is not None:
                 emulator.close()
             db.close()
+            lock.close()
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),

@@ -7,7 +7,8 @@ import logging
 import sys
 import time
 
-from mtm.config import describe, load_settings
+from mtm import instance_backup
+from mtm.config import DataDirError, describe, load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -27,6 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
         os.environ[FORCE_DEMO_ENV] = "1"
     os.environ[LOG_LEVEL_ENV] = args.log_level
     settings = load_settings(force_demo=args.demo)
+    # Held until the server stops (its workers hold it too): `mtm restore` refuses meanwhile.
+    _lock = instance_backup.hold(settings.data_dir)
     if settings.production:
         deployment.configure_logging(args.log_level)
     mode = "demo mode (built-in Spotify emulator)" if settings.demo else "connected to Spotify"
@@ -62,6 +65,8 @@ def _demo_data(args: argparse.Namespace) -> int:
         print("error: --plays must be at least 0 and --years more than 0", file=sys.stderr)
         return 2
     settings = load_settings()
+    # Held until this command returns: `mtm restore` refuses meanwhile.
+    _lock = instance_backup.hold(settings.data_dir)
     artists = catalogue_artists(args.plays)
     conn = db.connect(settings.database_path)
     try:
@@ -93,6 +98,8 @@ def _sync(args: argparse.Namespace) -> int:
     from mtm.scheduler import Scheduler
 
     settings = load_settings()
+    # Held until this command returns: `mtm restore` refuses meanwhile.
+    _lock = instance_backup.hold(settings.data_dir)
     prepare_database(settings)
     database = db.Database(settings.database_path)
 
@@ -200,6 +207,8 @@ def _import(args: argparse.Namespace) -> int:
     if missing:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
+    # Held until this command returns: `mtm restore` refuses meanwhile.
+    _lock = instance_backup.hold(settings.data_dir)
     prepare_database(settings)
     conn = db.connect(settings.database_path)
     try:
@@ -268,6 +277,52 @@ async def _run_import(settings, user_id: int, paths, bar: _Bar):
     return Report.from_json(finished.result["report"]), None
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    settings = load_settings()
+    started = time.perf_counter()
+    try:
+        if args.path == "-":
+            summary = instance_backup.backup_to(settings.data_dir, sys.stdout.buffer)
+        else:
+            summary = instance_backup.backup(settings.data_dir, Path(args.path))
+    except instance_backup.InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    # With `-` the archive is on stdout, so what happened goes to stderr.
+    where = "standard output" if args.path == "-" else summary.path
+    print(f"Backed up {settings.data_dir} to {where} ({_megabytes(summary.size_bytes)}, "
+          f"{summary.users} user{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, "
+          f"schema {summary.schema}) in {time.perf_counter() - started:.1f} s.",
+          file=sys.stderr if args.path == "-" else sys.stdout)
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    settings = load_settings()
+    started = time.perf_counter()
+    try:
+        summary = instance_backup.restore(settings.data_dir, sys.stdin.buffer if args.path == "-"
+                                   else Path(args.path))
+    except instance_backup.InstanceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    where = "the archive from standard input" if args.path == "-" else summary.path
+    print(f"Restored {where} into {settings.data_dir} ({summary.users} user"
+          f"{'s' if summary.users != 1 else ''}, {summary.plays:,} plays, schema "
+          f"{summary.schema}) in {time.perf_counter() - started:.1f} s. The database it "
+          f"replaced, if any, is kept as {settings.data_dir / instance_backup.PREVIOUS}; start the "
+          "server to bring the schema up to date.")
+    return 0
+
+
 def _vendor(args: argparse.Namespace) -> int:
     from mtm import vendor
 
@@ -313,6 +368,20 @@ def build_parser() -> argparse.ArgumentParser:
                             help="only say what the import would do; change nothing")
     import_cmd.set_defaults(run=_import)
 
+    backup = commands.add_parser(
+        "backup", help="write the whole instance to one archive (safe while the server runs)")
+    backup.add_argument("path", metavar="PATH", help="the archive to write (.tar, or .tar.gz "
+                        "to compress), a folder to write a dated .tar.gz in, or - for stdout")
+    backup.set_defaults(run=_backup)
+
+    restore = commands.add_parser(
+        "restore", help="replace the instance with an archive made by mtm backup (server "
+        "stopped)")
+    restore.add_argument("path", metavar="PATH",
+                         help="an archive made by mtm backup (- reads it from stdin), or a "
+                         "copy of mtm.sqlite3")
+    restore.set_defaults(run=_restore)
+
     vendor = commands.add_parser("vendor",
                                  help="re-fetch htmx and Chart.js from npm and check their sha256")
     vendor.add_argument("--check", action="store_true",
@@ -327,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except DataDirError as exc:
+        # A missing, read-only or foreign data directory: one sentence, never a traceback.
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         # Configuration mistakes (e.g. a bad MTM_SYNC_INTERVAL) deserve a sentence, not a trace.
         print(f"error: {exc}", file=sys.stderr)

@@ -3,7 +3,10 @@
 One rule finds both `.env` and the data directory: they sit in the project directory (the
 clone the app was installed from, where `pyproject.toml` is), wherever the command is run
 from. `MTM_ENV_FILE` and `MTM_DATA_DIR` point elsewhere; a relative `MTM_DATA_DIR` is
-taken from the project directory too.
+taken from the project directory too. Installed without a clone (`pip install .`, the Docker
+image), `.env` and a relative `MTM_DATA_DIR` are read from the current directory, and the
+data directory defaults to `$XDG_DATA_HOME/music-time-machine` (`~/.local/share/...`), so it
+does not change with the directory `mtm` is run from.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import ipaddress
 import os
 import secrets
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,7 +23,12 @@ from urllib.parse import urlsplit
 from starlette.config import Config
 from starlette.datastructures import CommaSeparatedStrings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parents[1]
+# Shipped inside the package: a wheel holds a copy of the top-level static/, and in a clone
+# src/mtm/static is a link to it, so the app and `mtm vendor` use one folder either way.
+STATIC_DIR = PACKAGE_DIR / "static"
+DATA_DIR_NAME = "music-time-machine"
 SPOTIFY_ACCOUNTS_URL = "https://accounts.spotify.com"
 SPOTIFY_API_URL = "https://api.spotify.com/v1"
 # Exactly what the app uses (mtm.connection.FEATURES says what for): recording plays, top-list
@@ -50,7 +59,7 @@ class Settings:
     allowed_users: frozenset[str] | None = None
     # Limits on sign-in attempts, uploads and downloads (MTM_RATE_LIMITS=off for test rigs).
     rate_limits: bool = True
-    static_dir: Path = field(default=REPO_ROOT / "static")
+    static_dir: Path = field(default=STATIC_DIR)
     # Where each choice came from, said at start-up (see `describe`).
     env_file: Path | None = None
     data_dir_origin: str = "given"
@@ -89,9 +98,58 @@ class _ProjectEnv:
 PROJECT_ENV = _ProjectEnv()
 
 
+class DataDirError(Exception):
+    """The data directory cannot be used; the message is one sentence for the terminal."""
+
+
+def in_clone() -> bool:
+    """True when the app runs from a clone (an editable install), not an installed copy."""
+    return (REPO_ROOT / "pyproject.toml").is_file()
+
+
 def project_dir() -> Path:
     """The clone the app runs from; the current directory if installed without one."""
-    return REPO_ROOT if (REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
+    return REPO_ROOT if in_clone() else Path.cwd()
+
+
+def default_data_dir() -> tuple[Path, str]:
+    """The data directory when MTM_DATA_DIR is not set, and how to say where it came from."""
+    if in_clone():
+        return REPO_ROOT / "data", "the default: data/ in the project directory"
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / DATA_DIR_NAME, "the default of an installed copy"
+
+
+def usable_data_dir(path: Path) -> Path:
+    """Make sure the data directory exists, is private and writable, or say why not.
+
+    Checked by writing, not with os.access: root passes access checks on a read-only
+    mount, and a volume may belong to another user than the one the app runs as.
+    """
+    hint = "set MTM_DATA_DIR to a directory this user can write"
+    if path.exists() and not path.is_dir():
+        raise DataDirError(f"The data directory {path} is not a directory; {hint}.")
+    try:
+        private_dir(path)
+    except OSError as exc:
+        if path.is_dir():
+            raise DataDirError(f"The data directory {path} is not writable by this user "
+                               f"({exc.strerror}); {hint}.") from None
+        raise DataDirError(f"The data directory {path} cannot be created ({exc.strerror}); "
+                           f"{hint}.") from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+        database = path / "mtm.sqlite3"
+        if database.exists():
+            # Opened for writing and closed at once: nothing is changed.
+            with database.open("r+b"):
+                pass
+    except OSError as exc:
+        raise DataDirError(f"The data directory {path} is not writable by this user "
+                           f"({exc.strerror}); {hint}.") from None
+    return path
 
 
 def private_dir(path: Path) -> Path:
@@ -112,12 +170,16 @@ def _secret_key(data_dir: Path, configured: str | None) -> str:
     if configured:
         return configured
     path = data_dir / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    key = secrets.token_urlsafe(48)
-    # Created with 0600 so other local users cannot forge sessions.
-    path.touch(mode=0o600)
-    path.write_text(key)
+    try:
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(48)
+        # Created with 0600 so other local users cannot forge sessions.
+        path.touch(mode=0o600)
+        path.write_text(key)
+    except OSError as exc:
+        raise DataDirError(f"The session key {path} cannot be read or written by this user "
+                           f"({exc.strerror}); fix its owner or set MTM_SECRET_KEY.") from None
     return key
 
 
@@ -162,11 +224,13 @@ def load_settings(env_file: str | Path | _ProjectEnv | None = PROJECT_ENV, *,
         return f"{name} from " + ("the environment" if os.environ.get(name) else str(found))
 
     raw_dir = get("MTM_DATA_DIR")
-    data_dir = Path(raw_dir or "data").expanduser()
-    data_dir = (data_dir if data_dir.is_absolute() else project_dir() / data_dir).resolve()
-    data_dir_origin = origin("MTM_DATA_DIR") if raw_dir else \
-        "the default: data/ in the project directory"
-    private_dir(data_dir)
+    if raw_dir:
+        data_dir = Path(raw_dir).expanduser()
+        data_dir = data_dir if data_dir.is_absolute() else project_dir() / data_dir
+        data_dir_origin = origin("MTM_DATA_DIR")
+    else:
+        data_dir, data_dir_origin = default_data_dir()
+    data_dir = usable_data_dir(data_dir.resolve())
     client_id = get("SPOTIFY_CLIENT_ID")
     demo = force_demo or not client_id
     demo_reason = None

@@ -14,7 +14,10 @@ from pathlib import Path
 
 import httpx
 
-DEFAULT_STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
+from mtm.config import STATIC_DIR
+
+# Where the app serves /static from (see mtm.config.STATIC_DIR): fetched files land there.
+DEFAULT_STATIC_DIR = STATIC_DIR
 NPM_REGISTRY = "https://registry.npmjs.org"
 
 
