@@ -21,6 +21,7 @@ from starlette_wtf import CSRFProtectMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from mtm import (
+    backups,
     connection,
     demo,
     deployment,
@@ -35,6 +36,7 @@ from mtm import (
 from mtm import db as database
 from mtm.cache import Cache
 from mtm.config import SPOTIFY_ACCOUNTS_URL, SPOTIFY_API_URL, Settings, load_settings
+from mtm.guards import MAX_BODY_BYTES, ErrorPageMiddleware, RequestGuardMiddleware
 from mtm.rendering import make_templates
 from mtm.routes import build_routes
 from mtm.scheduler import Scheduler
@@ -115,6 +117,8 @@ def _prepare_database(settings: Settings) -> None:
         rebuilt = history.refresh_stale_rollups(conn)
         if rebuilt:
             log.info("rebuilt listening rollups for %d user(s)", len(rebuilt))
+        for leftover in backups.remove_leftovers(settings.backups_dir, settings.database_path):
+            log.warning("removed %s, left half-written by a crash", leftover)
         for job in jobs.close_abandoned(conn):
             log.warning("job %s (%s) was interrupted by a restart", job.id, job.kind)
         for user_id in sync.close_abandoned_runs(conn):
@@ -237,6 +241,7 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
+        Middleware(ErrorPageMiddleware),
         Middleware(deployment.AllowedHostsMiddleware, allowed=settings.allowed_hosts),
         # Level 5 compresses pages nearly as well as 9 at half the CPU (static files come
         # compressed already, see mtm.static_files).
@@ -246,6 +251,9 @@ def create_app(settings: Settings | None = None, *, emulator: Emulator | None = 
                    max_age=settings.session_max_days * DAY, same_site="lax",
                    https_only=settings.production),
         Middleware(CSRFProtectMiddleware, csrf_secret=settings.secret_key),
+        # Uploads stop at their own limit as they stream to disk; this is the backstop.
+        Middleware(RequestGuardMiddleware, limit=MAX_BODY_BYTES,
+                   limits={"/settings/imports": settings.upload_limit + MAX_BODY_BYTES}),
     ]
     app = App(routes=build_routes(settings, emulator), middleware=middleware,
               exception_handlers=exception_handlers(), lifespan=lifespan, settings=settings)

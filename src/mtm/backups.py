@@ -167,6 +167,50 @@ def path_of(root: Path, backup: Backup) -> Path:
     return user_dir(root, backup.user_id) / backup.file_name
 
 
+RESTORE_PREFIX = ".restore-"
+PARTIAL_SUFFIX = ".partial"
+JOURNAL_SUFFIXES = ("-journal", "-wal", "-shm")
+
+
+def remove_leftovers(root: Path, live_database: Path) -> list[Path]:
+    """Delete the half-written backups and stray journals a crash left under `root`.
+
+    Half-written: `*.partial` snapshots and `.restore-*` copies, with their journals. A
+    journal beside a finished backup is handed to SQLite, which rolls it back or folds it in
+    and removes it. Files a live process is writing (see exports.writing) and the live
+    database's own -wal and -shm are never touched. Returns what was removed.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    live = Path(live_database).resolve()
+    removed = []
+    for folder in (root, *(p for p in root.iterdir() if p.is_dir() and not p.is_symlink())):
+        for entry in sorted(folder.iterdir()):
+            suffix = next((s for s in JOURNAL_SUFFIXES if entry.name.endswith(s)), "")
+            owner = entry.with_name(entry.name[:len(entry.name) - len(suffix)])
+            half = owner.name.endswith(PARTIAL_SUFFIX) or owner.name.startswith(RESTORE_PREFIX)
+            if (not entry.is_file() or entry.is_symlink() or owner.resolve() == live
+                    or not (half or suffix) or exports.being_written(owner)):
+                continue
+            if not half and owner.is_file():
+                _recover(owner)
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
+            removed.append(entry)
+    return removed
+
+
+def _recover(path: Path) -> None:
+    """Let SQLite settle a finished backup's journal (roll back or checkpoint) and remove it."""
+    with contextlib.suppress(sqlite3.DatabaseError):
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA quick_check").fetchone()
+        finally:
+            conn.close()
+
+
 # --- the index -------------------------------------------------------------------------
 
 
@@ -666,19 +710,22 @@ def restore_backup(conn: sqlite3.Connection, root: Path, user_id: int, backup_id
     with syncs_paused(conn, user_id, "restore"):
         safety = create_backup(conn, root, user_id, "auto", "before restoring a backup")
         source = path
-        if info.schema_version < database.migrations()[-1][0]:
-            # An older backup is brought up to date on a copy; the original stays as it was.
-            source = path.with_name(f".restore-{uuid.uuid4().hex[:8]}.sqlite3")
-            shutil.copyfile(path, source)
-            upgrade = sqlite3.connect(source, isolation_level=None)
+        with contextlib.ExitStack() as held:
+            if info.schema_version < database.migrations()[-1][0]:
+                # An older backup is brought up to date on a copy; the original stays as it
+                # was. The lock tells a starting process the copy is not a crash's leftover.
+                source = path.with_name(f"{RESTORE_PREFIX}{uuid.uuid4().hex[:8]}.sqlite3")
+                held.enter_context(exports.writing(source))
+                shutil.copyfile(path, source)
+                upgrade = sqlite3.connect(source, isolation_level=None)
+                try:
+                    database.migrate(upgrade)
+                finally:
+                    upgrade.close()
             try:
-                database.migrate(upgrade)
+                plays = restore_file(exports.database_path(conn), user_id, source)
             finally:
-                upgrade.close()
-        try:
-            plays = restore_file(exports.database_path(conn), user_id, source)
-        finally:
-            if source != path:
-                source.unlink(missing_ok=True)
+                if source != path:
+                    source.unlink(missing_ok=True)
         prune(conn, root, user_id, protect={backup.id, safety.id})
     return RestoreResult(backup, safety, plays)

@@ -364,10 +364,13 @@ def _compute(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
 
 def plays_page(conn: sqlite3.Connection, user_id: int, kind: str, subject_id: int,
                before: Cursor | None) -> tuple[list[RecentPlay], Cursor | None] | None:
-    """One page of the subject's plays older than `before`, or None when there is no subject."""
+    """One page of the subject's plays older than `before`; None unless the user played it."""
     if subject(conn, kind, subject_id) is None:
         return None
     ids = album_track_ids(conn, subject_id) if kind == "album" else [subject_id]
+    # The catalogue is shared: an artist only someone else played is no page of yours.
+    if not ids or totals(conn, user_id, kind, ids)[2] is None:
+        return None
     timezone = preferences.load(conn, user_id).timezone
     return listening.recent_plays(conn, user_id, timezone, before=before, limit=PLAYS_PAGE,
                                   scope=(kind, ids))

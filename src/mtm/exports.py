@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -181,6 +182,32 @@ def snapshot(conn: sqlite3.Connection, user_id: int, dest: str | Path) -> Snapsh
     return write_snapshot(database_path(conn), user_id, dest)
 
 
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Hold a lock on a file while this process writes it; a crash releases it by itself."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def being_written(path: Path) -> bool:
+    """True while a live process (this one or another) holds `writing(path)`."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def write_snapshot(db_path: str | Path, user_id: int, dest: str | Path) -> SnapshotSummary:
     """Write this user's rows, in the app's schema, to a new SQLite file at `dest`.
 
@@ -191,6 +218,12 @@ def write_snapshot(db_path: str | Path, user_id: int, dest: str | Path) -> Snaps
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".partial")
     partial.unlink(missing_ok=True)
+    with writing(partial):
+        return _write_snapshot(db_path, user_id, dest, partial)
+
+
+def _write_snapshot(db_path: str | Path, user_id: int, dest: Path, partial: Path
+                    ) -> SnapshotSummary:
     try:
         out = sqlite3.connect(partial, isolation_level=None)
         try:

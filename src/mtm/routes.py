@@ -29,7 +29,8 @@ from mtm.views import settings as settings_page
 class RowId(Convertor):
     """A database row id: digits that fit SQLite's integers (anything longer is a 404)."""
 
-    regex = "[0-9]{1,18}"
+    # Only the form the app writes: ids start at 1, so "0", "01" or "-1" name nothing.
+    regex = "[1-9][0-9]{0,17}"
 
     def convert(self, value: str) -> int:
         """The id as an int."""

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette_wtf.util import validate_csrf
 from wtforms import ValidationError
@@ -269,7 +270,8 @@ async def receive(request: Request, root: Path, user_id: int, *,
         shutil.rmtree(folder, ignore_errors=True)
         raise UploadError(400, "The upload was cut short or is not a valid form. Please try "
                           "again.") from None
-    except (UploadError, ClientDisconnect):
+    except (UploadError, ClientDisconnect, HTTPException):
+        # HTTPException: the app's body limit stopped the stream (mtm.guards).
         receiver.close()
         shutil.rmtree(folder, ignore_errors=True)
         raise

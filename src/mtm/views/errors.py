@@ -42,7 +42,8 @@ def invalid_input(request: Request, message: str) -> Response:
     return error_response(request, 422, message)
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
+async def http_error(request: Request, exc: Exception) -> Response:
+    """The error page for an HTTPException (also answers the request guards' refusals)."""
     assert isinstance(exc, HTTPException)
     # Unknown URLs never pass a login check; load the user so the page keeps its navigation.
     await current_user(request)
@@ -64,16 +65,11 @@ async def _spotify_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status, exc.message)
 
 
-async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(request, 500)
-
-
 def exception_handlers() -> dict:
     """The app's exception handlers, keyed as Starlette expects."""
     return {
-        HTTPException: _http_error,
+        HTTPException: http_error,
         DatabaseUnavailable: _database_error,
         SpotifyError: _spotify_error,
-        Exception: _server_error,
+        # Unhandled exceptions: mtm.guards.ErrorPageMiddleware, inside the security headers.
     }
