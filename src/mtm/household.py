@@ -1,0 +1,233 @@
+"""The household page: how the tastes of the members who joined it overlap.
+
+Joining is per user and off by default; a user who has not joined is never read here. Every
+figure comes from the artist rollups (user_artists for all time, artist_months for a month),
+from which hidden plays are already subtracted, so the page reads no plays.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from mtm import history, periods, preferences
+from mtm.cache import Cache
+from mtm.db import transaction
+
+# The shared artists are those in both people's top lists of this many artists, by plays.
+TOP_LIST = 50
+# How many shared artists a comparison lists (the count says how many there are in all).
+SHOWN = 10
+COMPATIBILITY = ("the share of listening time you have in common: for each artist, the smaller "
+                 "of your two shares of your own listening time, added up over every artist "
+                 "(100% is the same artists in the same proportions, 0% no artist in common)")
+
+# (artist id, plays, ms played) of one person's top list, best first.
+Top = list[tuple[int, int, int]]
+
+
+@dataclass(frozen=True)
+class SharedArtist:
+    """An artist in both people's top lists, with each one's plays and minutes of it."""
+
+    id: int
+    name: str
+    image_url: str | None
+    my_plays: int
+    my_minutes: int
+    their_plays: int
+    their_minutes: int
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Two people's shared top artists and compatibility over one span (a month, all time)."""
+
+    shared: list[SharedArtist]
+    shared_count: int
+    # Percent, 0-100; None when either of the two has no listening time in the span.
+    compatibility: int | None
+    i_listened: bool
+    they_listened: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The viewer against one other member."""
+
+    member_id: int
+    name: str
+    this_month: Overlap
+    all_time: Overlap
+
+
+@dataclass(frozen=True)
+class Household:
+    """What the household page shows its viewer."""
+
+    member: bool
+    # Whether anyone else has an account on this instance (joined or not).
+    others_here: bool
+    month: str
+    month_label: str
+    comparisons: list[Comparison]
+
+
+# --- membership ---------------------------------------------------------------------------
+
+
+def is_member(conn: sqlite3.Connection, user_id: int) -> bool:
+    """Whether the user has joined the household page."""
+    return conn.execute("SELECT 1 FROM household_members WHERE user_id = ?",
+                        (user_id,)).fetchone() is not None
+
+
+def join(conn: sqlite3.Connection, user_id: int, now: int) -> bool:
+    """Share the user's listening with the other members; True if they were not in yet."""
+    with transaction(conn):
+        return conn.execute(
+            "INSERT INTO household_members (user_id, joined_at) VALUES (?, ?) "
+            "ON CONFLICT DO NOTHING", (user_id, now)).rowcount == 1
+
+
+def leave(conn: sqlite3.Connection, user_id: int) -> bool:
+    """Stop sharing at once; True if the user was a member."""
+    with transaction(conn):
+        return conn.execute("DELETE FROM household_members WHERE user_id = ?",
+                            (user_id,)).rowcount == 1
+
+
+def _other_members(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, str, int]]:
+    """(id, display name, history version) of every member but this user, by name."""
+    return [tuple(row) for row in conn.execute(
+        """SELECT u.id, u.display_name, u.history_version FROM household_members m
+           JOIN users u ON u.id = m.user_id WHERE m.user_id != ?
+           ORDER BY u.display_name COLLATE NOCASE, u.id""", (user_id,))]
+
+
+def _others_here(conn: sqlite3.Connection, user_id: int) -> bool:
+    return conn.execute("SELECT EXISTS (SELECT 1 FROM users WHERE id != ?)",
+                        (user_id,)).fetchone()[0] == 1
+
+
+# --- the figures --------------------------------------------------------------------------
+
+
+def _top_all_time(conn: sqlite3.Connection, user_id: int) -> Top:
+    return [tuple(row) for row in conn.execute(
+        """SELECT artist_id, plays, ms_played FROM user_artists WHERE user_id = ? AND plays > 0
+           ORDER BY plays DESC, ms_played DESC, artist_id LIMIT ?""", (user_id, TOP_LIST))]
+
+
+def _top_in_month(conn: sqlite3.Connection, user_id: int, month: str) -> Top:
+    return [tuple(row) for row in conn.execute(
+        """SELECT artist_id, plays, ms_played FROM artist_months
+           WHERE user_id = ? AND month = ? AND plays > 0
+           ORDER BY plays DESC, ms_played DESC, artist_id LIMIT ?""",
+        (user_id, month, TOP_LIST))]
+
+
+def _time_all_time(conn: sqlite3.Connection, user_id: int) -> int:
+    return conn.execute("SELECT coalesce(sum(ms_played), 0) FROM user_artists WHERE user_id = ?",
+                        (user_id,)).fetchone()[0]
+
+
+def _time_in_month(conn: sqlite3.Connection, user_id: int, month: str) -> int:
+    return conn.execute(
+        "SELECT coalesce(sum(ms_played), 0) FROM artist_months WHERE user_id = ? AND month = ?",
+        (user_id, month)).fetchone()[0]
+
+
+def _common_share_all_time(conn: sqlite3.Connection, me: int, mine: int, them: int,
+                           theirs: int) -> float:
+    """The sum over shared artists of the smaller of the two shares of listening time."""
+    return conn.execute(
+        """SELECT coalesce(sum(min(a.ms_played * 1.0 / ?, b.ms_played * 1.0 / ?)), 0)
+           FROM user_artists a JOIN user_artists b ON b.user_id = ? AND b.artist_id = a.artist_id
+           WHERE a.user_id = ? AND a.ms_played > 0 AND b.ms_played > 0""",
+        (mine, theirs, them, me)).fetchone()[0]
+
+
+def _common_share_in_month(conn: sqlite3.Connection, me: int, mine: int, them: int,
+                           theirs: int, month: str) -> float:
+    """As _common_share_all_time, over one month's listening."""
+    return conn.execute(
+        """SELECT coalesce(sum(min(a.ms_played * 1.0 / ?, b.ms_played * 1.0 / ?)), 0)
+           FROM artist_months a JOIN artist_months b
+             ON b.user_id = ? AND b.month = a.month AND b.artist_id = a.artist_id
+           WHERE a.user_id = ? AND a.month = ? AND a.ms_played > 0 AND b.ms_played > 0""",
+        (mine, theirs, them, me, month)).fetchone()[0]
+
+
+def _artist_names(conn: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str, str | None]]:
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return {aid: (name, image) for aid, name, image in conn.execute(
+        f"SELECT id, name, image_url FROM artists WHERE id IN ({marks})", ids)}
+
+
+def shared_top(mine: Top, theirs: Top) -> list[tuple[int, tuple[int, int], tuple[int, int]]]:
+    """The artists in both top lists, (id, (my plays, ms), (their plays, ms)), best first.
+
+    Best is the smallest sum of the two ranks: an artist both rank high comes before one only
+    one of them plays a lot.
+    """
+    their_rank = {row[0]: (rank, row) for rank, row in enumerate(theirs)}
+    both = [(rank + their_rank[row[0]][0], -(row[1] + their_rank[row[0]][1][1]), row[0],
+             row, their_rank[row[0]][1]) for rank, row in enumerate(mine) if row[0] in their_rank]
+    both.sort()
+    return [(aid, (a[1], a[2]), (b[1], b[2])) for _, _, aid, a, b in both]
+
+
+def _overlap(conn: sqlite3.Connection, mine: Top, theirs: Top, common: float | None,
+             i_listened: bool, they_listened: bool) -> Overlap:
+    shared = shared_top(mine, theirs)
+    names = _artist_names(conn, [aid for aid, _, _ in shared[:SHOWN]])
+    return Overlap(
+        [SharedArtist(aid, *names[aid], a[0], round(a[1] / 60000), b[0], round(b[1] / 60000))
+         for aid, a, b in shared[:SHOWN]],
+        len(shared), None if common is None else round(common * 100), i_listened, they_listened)
+
+
+def compare(conn: sqlite3.Connection, me: int, them: int, month: str) -> tuple[Overlap, Overlap]:
+    """(this month, all time) of two users: their shared top artists and compatibility."""
+    mine, theirs = _time_in_month(conn, me, month), _time_in_month(conn, them, month)
+    share = _common_share_in_month(conn, me, mine, them, theirs, month) if mine and theirs \
+        else None
+    this_month = _overlap(conn, _top_in_month(conn, me, month), _top_in_month(conn, them, month),
+                          share, mine > 0, theirs > 0)
+    mine, theirs = _time_all_time(conn, me), _time_all_time(conn, them)
+    share = _common_share_all_time(conn, me, mine, them, theirs) if mine and theirs else None
+    all_time = _overlap(conn, _top_all_time(conn, me), _top_all_time(conn, them), share,
+                        mine > 0, theirs > 0)
+    return this_month, all_time
+
+
+def overview(conn: sqlite3.Connection, user_id: int, *, now: int | None = None,
+             cache: Cache | None = None) -> Household:
+    """The household page of one user: nothing of anyone else unless both have joined."""
+    timezone = preferences.load(conn, user_id).timezone
+    moment = datetime.fromtimestamp(now, UTC) if now is not None else None
+    today = periods.local_today(timezone, moment)
+    # "This month" is the viewer's calendar month, read from each member's own monthly
+    # rollup (kept in their own time zone): the same month for both sides of a comparison.
+    month = f"{today:%Y-%m}"
+    label = f"{today:%B %Y}"
+    others_here = _others_here(conn, user_id)
+    if not is_member(conn, user_id):
+        return Household(False, others_here, month, label, [])
+    others = _other_members(conn, user_id)
+    # Every member's history version is in the key, and who the members are: a new play of
+    # anyone, a join or a leave computes the page again.
+    key = ("household", user_id, history.history_version(conn, user_id), month, others_here,
+           tuple(others))
+    if cache is not None and (found := cache.get(key)) is not None:
+        return found
+    comparisons = [Comparison(other_id, name, *compare(conn, user_id, other_id, month))
+                   for other_id, name, _ in others]
+    result = Household(True, others_here, month, label, comparisons)
+    if cache is not None:
+        cache.put(key, result)
+    return result
