@@ -114,50 +114,69 @@ def _others_here(conn: sqlite3.Connection, user_id: int) -> bool:
 # --- the figures --------------------------------------------------------------------------
 
 
-def _top_all_time(conn: sqlite3.Connection, user_id: int) -> Top:
-    return [tuple(row) for row in conn.execute(
-        """SELECT artist_id, plays, ms_played FROM user_artists WHERE user_id = ? AND plays > 0
-           ORDER BY plays DESC, ms_played DESC, artist_id LIMIT ?""", (user_id, TOP_LIST))]
+@dataclass(frozen=True)
+class Profile:
+    """One member's listening over a span: the share of their time per artist, their top
+    list, and their total time."""
+
+    shares: dict[int, float]
+    top: Top
+    total: int
 
 
-def _top_in_month(conn: sqlite3.Connection, user_id: int, month: str) -> Top:
-    return [tuple(row) for row in conn.execute(
-        """SELECT artist_id, plays, ms_played FROM artist_months
-           WHERE user_id = ? AND month = ? AND plays > 0
-           ORDER BY plays DESC, ms_played DESC, artist_id LIMIT ?""",
-        (user_id, month, TOP_LIST))]
+# A top list's order: plays, then minutes, then the artist's id so ties always fall alike.
+_RANKED = "plays DESC, ms_played DESC, artist_id"
 
 
-def _time_all_time(conn: sqlite3.Connection, user_id: int) -> int:
-    return conn.execute("SELECT coalesce(sum(ms_played), 0) FROM user_artists WHERE user_id = ?",
-                        (user_id,)).fetchone()[0]
+def _tuples(conn: sqlite3.Connection, sql: str, params: tuple) -> list[tuple]:
+    cursor = conn.cursor()
+    # Plain tuples: making a sqlite3.Row of each of 20,000 artists costs more than the query.
+    cursor.row_factory = None
+    return cursor.execute(sql, params).fetchall()
 
 
-def _time_in_month(conn: sqlite3.Connection, user_id: int, month: str) -> int:
-    return conn.execute(
-        "SELECT coalesce(sum(ms_played), 0) FROM artist_months WHERE user_id = ? AND month = ?",
-        (user_id, month)).fetchone()[0]
+def _artists_all_time(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, int, int]]:
+    return _tuples(conn, "SELECT artist_id, plays, ms_played FROM user_artists "
+                   f"WHERE user_id = ? AND ms_played > 0 ORDER BY {_RANKED}", (user_id,))
 
 
-def _common_share_all_time(conn: sqlite3.Connection, me: int, mine: int, them: int,
-                           theirs: int) -> float:
-    """The sum over shared artists of the smaller of the two shares of listening time."""
-    return conn.execute(
-        """SELECT coalesce(sum(min(a.ms_played * 1.0 / ?, b.ms_played * 1.0 / ?)), 0)
-           FROM user_artists a JOIN user_artists b ON b.user_id = ? AND b.artist_id = a.artist_id
-           WHERE a.user_id = ? AND a.ms_played > 0 AND b.ms_played > 0""",
-        (mine, theirs, them, me)).fetchone()[0]
+def _artists_in_month(conn: sqlite3.Connection, user_id: int, month: str
+                      ) -> list[tuple[int, int, int]]:
+    return _tuples(conn, "SELECT artist_id, plays, ms_played FROM artist_months "
+                   f"WHERE user_id = ? AND month = ? AND ms_played > 0 ORDER BY {_RANKED}",
+                   (user_id, month))
 
 
-def _common_share_in_month(conn: sqlite3.Connection, me: int, mine: int, them: int,
-                           theirs: int, month: str) -> float:
-    """As _common_share_all_time, over one month's listening."""
-    return conn.execute(
-        """SELECT coalesce(sum(min(a.ms_played * 1.0 / ?, b.ms_played * 1.0 / ?)), 0)
-           FROM artist_months a JOIN artist_months b
-             ON b.user_id = ? AND b.month = a.month AND b.artist_id = a.artist_id
-           WHERE a.user_id = ? AND a.month = ? AND a.ms_played > 0 AND b.ms_played > 0""",
-        (mine, theirs, them, me, month)).fetchone()[0]
+def profile(rows: list[tuple[int, int, int]]) -> Profile:
+    """A profile from (artist id, plays, ms) rows ranked by plays, then minutes (_RANKED)."""
+    total = sum(ms for _, _, ms in rows)
+    # Artists with short streams only (no plays) come last, and are in no top list.
+    top = [row for row in rows[:TOP_LIST] if row[1] > 0]
+    return Profile({aid: ms / total for aid, _, ms in rows}, top, total)
+
+
+def load_profile(conn: sqlite3.Connection, user_id: int, month: str | None, *,
+                 version: int, cache: Cache | None = None) -> Profile:
+    """A member's profile of one month, or of all time (None), from the cache when unchanged."""
+    key = ("household-profile", user_id, version, month)
+    if cache is not None and (found := cache.get(key)) is not None:
+        return found
+    rows = _artists_all_time(conn, user_id) if month is None else \
+        _artists_in_month(conn, user_id, month)
+    found = profile(rows)
+    if cache is not None:
+        cache.put(key, found)
+    return found
+
+
+def compatibility(mine: Profile, theirs: Profile) -> int | None:
+    """The percentage of listening time two people have in common (see COMPATIBILITY)."""
+    if not mine.total or not theirs.total:
+        return None
+    # min() is symmetric: walk the smaller profile and look each artist up in the other.
+    small, large = sorted((mine.shares, theirs.shares), key=len)
+    common = sum(min(share, large[aid]) for aid, share in small.items() if aid in large)
+    return round(common * 100)
 
 
 def _artist_names(conn: sqlite3.Connection, ids: list[int]) -> dict[int, tuple[str, str | None]]:
@@ -181,28 +200,24 @@ def shared_top(mine: Top, theirs: Top) -> list[tuple[int, tuple[int, int], tuple
     return [(aid, (a[1], a[2]), (b[1], b[2])) for _, _, aid, a, b in both]
 
 
-def _overlap(conn: sqlite3.Connection, mine: Top, theirs: Top, common: float | None,
-             i_listened: bool, they_listened: bool) -> Overlap:
-    shared = shared_top(mine, theirs)
+def overlap(conn: sqlite3.Connection, mine: Profile, theirs: Profile) -> Overlap:
+    """Two profiles of one span: shared top artists (named) and compatibility."""
+    shared = shared_top(mine.top, theirs.top)
     names = _artist_names(conn, [aid for aid, _, _ in shared[:SHOWN]])
     return Overlap(
         [SharedArtist(aid, *names[aid], a[0], round(a[1] / 60000), b[0], round(b[1] / 60000))
          for aid, a, b in shared[:SHOWN]],
-        len(shared), None if common is None else round(common * 100), i_listened, they_listened)
+        len(shared), compatibility(mine, theirs), mine.total > 0, theirs.total > 0)
 
 
 def compare(conn: sqlite3.Connection, me: int, them: int, month: str) -> tuple[Overlap, Overlap]:
     """(this month, all time) of two users: their shared top artists and compatibility."""
-    mine, theirs = _time_in_month(conn, me, month), _time_in_month(conn, them, month)
-    share = _common_share_in_month(conn, me, mine, them, theirs, month) if mine and theirs \
-        else None
-    this_month = _overlap(conn, _top_in_month(conn, me, month), _top_in_month(conn, them, month),
-                          share, mine > 0, theirs > 0)
-    mine, theirs = _time_all_time(conn, me), _time_all_time(conn, them)
-    share = _common_share_all_time(conn, me, mine, them, theirs) if mine and theirs else None
-    all_time = _overlap(conn, _top_all_time(conn, me), _top_all_time(conn, them), share,
-                        mine > 0, theirs > 0)
-    return this_month, all_time
+    spans = []
+    for span in (month, None):
+        mine = load_profile(conn, me, span, version=history.history_version(conn, me))
+        theirs = load_profile(conn, them, span, version=history.history_version(conn, them))
+        spans.append(overlap(conn, mine, theirs))
+    return spans[0], spans[1]
 
 
 def overview(conn: sqlite3.Connection, user_id: int, *, now: int | None = None,
@@ -221,12 +236,20 @@ def overview(conn: sqlite3.Connection, user_id: int, *, now: int | None = None,
     others = _other_members(conn, user_id)
     # Every member's history version is in the key, and who the members are: a new play of
     # anyone, a join or a leave computes the page again.
-    key = ("household", user_id, history.history_version(conn, user_id), month, others_here,
-           tuple(others))
+    version = history.history_version(conn, user_id)
+    key = ("household", user_id, version, month, others_here, tuple(others))
     if cache is not None and (found := cache.get(key)) is not None:
         return found
-    comparisons = [Comparison(other_id, name, *compare(conn, user_id, other_id, month))
-                   for other_id, name, _ in others]
+    # Each member's profiles are cached on their own, so one member's new plays recompute
+    # only theirs.
+    mine = {span: load_profile(conn, user_id, span, version=version, cache=cache)
+            for span in (month, None)}
+    comparisons = []
+    for other_id, name, other_version in others:
+        theirs = {span: load_profile(conn, other_id, span, version=other_version, cache=cache)
+                  for span in (month, None)}
+        comparisons.append(Comparison(other_id, name, overlap(conn, mine[month], theirs[month]),
+                                      overlap(conn, mine[None], theirs[None])))
     result = Household(True, others_here, month, label, comparisons)
     if cache is not None:
         cache.put(key, result)
