@@ -116,8 +116,7 @@ def _others_here(conn: sqlite3.Connection, user_id: int) -> bool:
 
 @dataclass(frozen=True)
 class Profile:
-    """One member's listening over a span: the share of their time per artist, their top
-    list, and their total time."""
+    """One member's listening over a span: each artist's share of it, top list, total time."""
 
     shares: dict[int, float]
     top: Top

@@ -114,8 +114,7 @@ def member_page(java_script: bool, new_context: Callable[..., Any], base: str) -
 
 
 def _choose(page: Page, button: str, java_script: bool) -> None:
-    """Press a join or leave button: HTMX swaps the answer in (200), a plain form is
-    redirected (303)."""
+    """Press join or leave: HTMX swaps the answer in (200), a plain form is redirected (303)."""
     with page.expect_response(lambda r: r.url.endswith("/household/membership")) as answer:
         page.get_by_role("button", name=button).click()
     assert answer.value.status == (200 if java_script else 303)
