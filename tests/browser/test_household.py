@@ -188,9 +188,10 @@ def test_the_admin_page(member_page: Page, base: str, java_script: bool) -> None
     errors.assert_none()
 
 
+@pytest.mark.parametrize("width", [320, 375])
 @pytest.mark.parametrize("path", ["/household", "/admin/stats"])
-def test_phone_width(new_context: Callable[..., Any], base: str, path: str) -> None:
-    context = new_context(viewport={"width": 375, "height": 800})
+def test_phone_width(new_context: Callable[..., Any], base: str, path: str, width: int) -> None:
+    context = new_context(viewport={"width": width, "height": 800})
     page = sign_in(context.new_page(), base)
     if path == "/household":
         page.goto(f"{base}/household")
