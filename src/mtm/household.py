@@ -192,11 +192,15 @@ def shared_top(mine: Top, theirs: Top) -> list[tuple[int, tuple[int, int], tuple
     Best is the smallest sum of the two ranks: an artist both rank high comes before one only
     one of them plays a lot.
     """
-    their_rank = {row[0]: (rank, row) for rank, row in enumerate(theirs)}
-    both = [(rank + their_rank[row[0]][0], -(row[1] + their_rank[row[0]][1][1]), row[0],
-             row, their_rank[row[0]][1]) for rank, row in enumerate(mine) if row[0] in their_rank]
-    both.sort()
-    return [(aid, (a[1], a[2]), (b[1], b[2])) for _, _, aid, a, b in both]
+    ranks = {row[0]: (rank, row) for rank, row in enumerate(theirs)}
+    both = []
+    for my_rank, mine_row in enumerate(mine):
+        if mine_row[0] in ranks:
+            their_rank, their_row = ranks[mine_row[0]]
+            order = (my_rank + their_rank, -(mine_row[1] + their_row[1]), mine_row[0])
+            both.append((order, mine_row, their_row))
+    both.sort(key=lambda item: item[0])
+    return [(a[0], (a[1], a[2]), (b[1], b[2])) for _, a, b in both]
 
 
 def overlap(conn: sqlite3.Connection, mine: Profile, theirs: Profile) -> Overlap:
