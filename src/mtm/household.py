@@ -134,24 +134,34 @@ def _tuples(conn: sqlite3.Connection, sql: str, params: tuple) -> list[tuple]:
     return cursor.execute(sql, params).fetchall()
 
 
-def _artists_all_time(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, int, int]]:
+def _times_all_time(conn: sqlite3.Connection, user_id: int) -> list[tuple[int, int]]:
+    return _tuples(conn, "SELECT artist_id, ms_played FROM user_artists "
+                   "WHERE user_id = ? AND ms_played > 0", (user_id,))
+
+
+def _times_in_month(conn: sqlite3.Connection, user_id: int, month: str
+                    ) -> list[tuple[int, int]]:
+    return _tuples(conn, "SELECT artist_id, ms_played FROM artist_months "
+                   "WHERE user_id = ? AND month = ? AND ms_played > 0", (user_id, month))
+
+
+def _top_all_time(conn: sqlite3.Connection, user_id: int) -> Top:
+    # Artists with short streams only (no plays) are in no top list.
     return _tuples(conn, "SELECT artist_id, plays, ms_played FROM user_artists "
-                   f"WHERE user_id = ? AND ms_played > 0 ORDER BY {_RANKED}", (user_id,))
+                   f"WHERE user_id = ? AND plays > 0 ORDER BY {_RANKED} LIMIT ?",
+                   (user_id, TOP_LIST))
 
 
-def _artists_in_month(conn: sqlite3.Connection, user_id: int, month: str
-                      ) -> list[tuple[int, int, int]]:
+def _top_in_month(conn: sqlite3.Connection, user_id: int, month: str) -> Top:
     return _tuples(conn, "SELECT artist_id, plays, ms_played FROM artist_months "
-                   f"WHERE user_id = ? AND month = ? AND ms_played > 0 ORDER BY {_RANKED}",
-                   (user_id, month))
+                   f"WHERE user_id = ? AND month = ? AND plays > 0 ORDER BY {_RANKED} LIMIT ?",
+                   (user_id, month, TOP_LIST))
 
 
-def profile(rows: list[tuple[int, int, int]]) -> Profile:
-    """A profile from (artist id, plays, ms) rows ranked by plays, then minutes (_RANKED)."""
-    total = sum(ms for _, _, ms in rows)
-    # Artists with short streams only (no plays) come last, and are in no top list.
-    top = [row for row in rows[:TOP_LIST] if row[1] > 0]
-    return Profile({aid: ms / total for aid, _, ms in rows}, top, total)
+def profile(times: list[tuple[int, int]], top: Top) -> Profile:
+    """A profile from (artist id, ms) rows and a top list."""
+    total = sum(ms for _, ms in times)
+    return Profile({aid: ms / total for aid, ms in times}, top, total)
 
 
 def load_profile(conn: sqlite3.Connection, user_id: int, month: str | None, *,
@@ -160,9 +170,11 @@ def load_profile(conn: sqlite3.Connection, user_id: int, month: str | None, *,
     key = ("household-profile", user_id, version, month)
     if cache is not None and (found := cache.get(key)) is not None:
         return found
-    rows = _artists_all_time(conn, user_id) if month is None else \
-        _artists_in_month(conn, user_id, month)
-    found = profile(rows)
+    if month is None:
+        found = profile(_times_all_time(conn, user_id), _top_all_time(conn, user_id))
+    else:
+        found = profile(_times_in_month(conn, user_id, month),
+                        _top_in_month(conn, user_id, month))
     if cache is not None:
         cache.put(key, found)
     return found
