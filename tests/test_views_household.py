@@ -268,3 +268,21 @@ async def test_admin_stats_page_and_fragment(people: People, app) -> None:
     fragment = await ann.get("/admin/stats", headers=HX)
     assert fragment.status_code == 200 and fragment.text.startswith('<div id="admin-stats"')
     assert "<nav" not in fragment.text and "HX-Request" in fragment.headers["vary"]
+
+
+async def test_admin_stats_names_the_scheduler(people: People, app) -> None:
+    from mtm import instance, jobs
+
+    ann = await people.sign_in("ann")
+    holder = jobs.make_holder("scheduler")
+    await app.state.services.db.run(instance.acquire, instance.SCHEDULER, holder, ttl=60,
+                                    now=NOW - 5)
+    page = (await ann.get("/admin/stats")).text
+    state = re.search(r'<p id="scheduler-state">\s*(.*?)\s*</p>', page, re.S).group(1)
+    assert state == (f"Running in {holder}, last heard from just now; its lease runs out in a "
+                     "moment unless it renews it.")
+    # A holder that stopped renewing: the page says the scheduler has stopped.
+    app.state.services.clock = Clock(NOW + 3600)
+    page = (await ann.get("/admin/stats")).text
+    state = re.search(r'<p id="scheduler-state">\s*(.*?)\s*</p>', page, re.S).group(1)
+    assert "Stopped" in state and f"The lease of {holder} ran out 59 minutes ago" in state

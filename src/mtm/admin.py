@@ -14,11 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from mtm import imports, jobs, leases, sync
+from mtm import imports, instance, jobs, leases, sync
 
-# The instance-wide lease the scheduler holds (table and row added by migration 0020).
+# The table of the instance-wide lease the scheduler holds (migration 0020, mtm.instance).
 SCHEDULER_TABLE = "instance_leases"
-SCHEDULER_LEASE = "scheduler"
 
 
 @dataclass(frozen=True)
@@ -186,12 +185,6 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
                         "AND name = ?)", (name,)).fetchone()[0] == 1
 
 
-def _scheduler_lease(conn: sqlite3.Connection) -> tuple[str, int, int | None] | None:
-    row = conn.execute(f"SELECT holder, expires_at, beat_at FROM {SCHEDULER_TABLE} "
-                       "WHERE name = ?", (SCHEDULER_LEASE,)).fetchone()
-    return tuple(row) if row else None
-
-
 def _queue(conn: sqlite3.Connection) -> list[QueueRow]:
     return [QueueRow(*row) for row in conn.execute(
         """SELECT kind, sum(state = 'queued'), sum(state = 'running'),
@@ -262,15 +255,14 @@ def _user_stats(conn: sqlite3.Connection, row: sqlite3.Row, now: int,
 
 def scheduler_state(conn: sqlite3.Connection, now: int, interval: int,
                     last_run_at: int | None) -> SchedulerState:
-    """The scheduler's lease when the schema has one (else unknown) and its newest run."""
+    """The scheduler's lease (unknown on a schema before 0020) and the newest sync run."""
     if not _has_table(conn, SCHEDULER_TABLE):
         return SchedulerState(False, None, None, None, None, interval, last_run_at, now)
-    lease = _scheduler_lease(conn)
+    lease = instance.get(conn, instance.SCHEDULER)
     if lease is None:
         return SchedulerState(True, None, None, None, None, interval, last_run_at, now)
-    holder, expires_at, beat_at = lease
-    return SchedulerState(True, holder, expires_at, beat_at, jobs.holder_alive(holder),
-                          interval, last_run_at, now)
+    return SchedulerState(True, lease.holder, lease.expires_at, lease.beat_at,
+                          jobs.holder_alive(lease.holder), interval, last_run_at, now)
 
 
 def load(conn: sqlite3.Connection, *, now: int, database: Path, backups_dir: Path,
