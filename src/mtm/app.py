@@ -71,7 +71,8 @@ class Services:
     # Analytics and artist, album and track pages, computed once per history version.
     read_cache: Cache = field(default_factory=Cache)
     jobs: jobs.JobRunner | None = None
-    # The wall clock of sessions and rate limits; tests put their own here.
+    # The wall clock of sessions, rate limits and the household's and admin's "this month";
+    # tests put their own here.
     clock: Callable[[], float] = time.time
 
 

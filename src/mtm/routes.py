@@ -9,6 +9,7 @@ from mtm.config import Settings
 from mtm.spotify.emulator import Emulator
 from mtm.static_files import static_app
 from mtm.views import (
+    admin,
     analytics,
     assets,
     auth,
@@ -17,6 +18,7 @@ from mtm.views import (
     health,
     hiding,
     home,
+    household,
     imports,
     jobs,
     playlists,
@@ -113,6 +115,10 @@ def build_routes(settings: Settings, emulator: Emulator | None) -> list[BaseRout
               name="settings_disconnect_confirm"),
         Route("/settings/disconnect", settings_page.disconnect, methods=["POST"],
               name="settings_disconnect"),
+        Route("/household", household.household_page, name="household"),
+        Route("/household/membership", household.membership, methods=["POST"],
+              name="household_membership"),
+        Route("/admin/stats", admin.admin_stats, name="admin_stats"),
         Route("/signin", auth.signin, name="signin"),
         Route("/login", auth.login, name="login"),
         Route("/callback", auth.callback, name="callback"),

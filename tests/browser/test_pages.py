@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 
 from .helpers import ConsoleErrors, assert_no_horizontal_scroll
 
-NAV = ["Home", "Analytics", "Calendar", "Playlists", "Settings"]
+NAV = ["Home", "Analytics", "Calendar", "Playlists", "Household", "Settings"]
 
 
 class Case(NamedTuple):

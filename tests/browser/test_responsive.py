@@ -58,7 +58,7 @@ def test_home_layout(new_context: Any, live_server: str, tmp_path: Path, width: 
     assert_no_horizontal_scroll(page)
     nav = page.get_by_role("navigation", name="Main")
     expect(nav).to_be_visible()
-    for label in ("Home", "Analytics", "Calendar", "Playlists", "Settings"):
+    for label in ("Home", "Analytics", "Calendar", "Playlists", "Household", "Settings"):
         link = nav.get_by_role("link", name=label)
         expect(link).to_be_visible()
         expect(link).to_be_in_viewport()
@@ -152,7 +152,7 @@ def test_every_nav_link_is_in_view_on_a_phone(new_context: Any, live_server: str
     context = new_context(viewport={"width": width, "height": 800})
     page = sign_in(context.new_page(), live_server)
     links = page.get_by_role("navigation", name="Main").get_by_role("link")
-    expect(links).to_have_count(5)
+    expect(links).to_have_count(6)
     for link in links.all():
         box = link.bounding_box()
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (

@@ -17,6 +17,7 @@ from mtm import (
     backups,
     connection,
     exports,
+    household,
     imports,
     jobs,
     periods,
@@ -89,6 +90,7 @@ async def _context(request: Request, user: users.User, **extra: Any) -> dict[str
         "scope_labels": connection.SCOPE_LABELS,
         "import_problem": None,
         "rezoning": await db.run(rezone.pending, user.id),
+        "household_member": await db.run(household.is_member, user.id),
         **CHOICES,
     }
     context.update(extra)
