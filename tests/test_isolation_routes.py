@@ -52,6 +52,9 @@ def id_table(a: dict[str, int]) -> dict[str, list[Entry]]:
         "playlist_rename": own("playlist_id"), "playlist_rename_save": own("playlist_id"),
         "playlist_delete": own("playlist_id"), "playlist_delete_confirmed": own("playlist_id"),
         "settings": plain,
+        # A has not joined the household, so nothing of A's may show there; B is no admin.
+        "household": plain, "household_membership": plain,
+        "admin_stats": [({}, {}, True)],
         "settings_sync_status": plain, "settings_sync": plain,
         "settings_preferences": plain,
         "settings_export": [({"fmt": fmt}, {}, False) for fmt in ("sqlite", "json", "csv")],
