@@ -62,3 +62,40 @@ async def test_database_runs_in_thread_pool(tmp_path: Path) -> None:
     version = await database.run(lambda c: (db.migrate(c), db.schema_version(c))[1])
     assert version == db.migrations()[-1][0]
     database.close()
+
+
+def test_background_work_waits_out_a_long_write_that_a_request_would_not(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's writes outlast another writer holding the lock past the requests' patience."""
+    import threading
+    import time as clock
+
+    monkeypatch.setattr(db, "BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(db, "PATIENT_TIMEOUT_MS", 5_000)
+    path = tmp_path / "busy.sqlite3"
+    setup = db.connect(path)
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    setup.close()
+    pool = db.Database(path)
+    holder = db.connect(path)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Timer(0.6, lambda: holder.execute("COMMIT"))
+
+    def write(conn: sqlite3.Connection) -> None:
+        with db.transaction(conn):
+            conn.execute("INSERT INTO t VALUES (1)")
+
+    try:
+        with pytest.raises(db.DatabaseUnavailable):
+            pool.call(write)
+        released.start()
+        started = clock.monotonic()
+        pool.patient().call(write)
+        assert clock.monotonic() - started >= 0.3
+        # The connection is back to the requests' patience afterwards.
+        assert pool.call(lambda c: c.execute("PRAGMA busy_timeout").fetchone()[0]) == 100
+        assert pool.call(lambda c: c.execute("SELECT count(*) FROM t").fetchone()[0]) == 1
+    finally:
+        released.join()
+        holder.close()
+        pool.close()

@@ -25,6 +25,13 @@ BREATHE_MIN = 0.05
 BREATHE_MAX = 0.25
 
 
+# How long a request waits for another writer before the user is told the database is busy.
+BUSY_TIMEOUT_MS = 10_000
+# Background work (jobs, scheduled syncs) has no one waiting on it: it waits out a long write,
+# such as a big import's, instead of failing.
+PATIENT_TIMEOUT_MS = 120_000
+
+
 class DatabaseUnavailable(RuntimeError):
     """The database could not be opened or is locked beyond the busy timeout."""
 
@@ -47,7 +54,7 @@ def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
     identity.register(conn)
     # Before journal_mode: switching a new database to WAL takes a lock, and without a busy
     # timeout a second process starting at the same moment fails with "database is locked".
-    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA foreign_keys = ON")
     # NORMAL is durable across application crashes in WAL mode and much faster than FULL.
@@ -224,6 +231,19 @@ class Database:
         """Run `fn(conn, ...)` in the thread pool so queries never block the event loop."""
         return await run_in_threadpool(self.call, fn, *args, **kwargs)
 
+    def call_patiently(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, ...)` waiting up to PATIENT_TIMEOUT_MS for the write lock."""
+        conn = self.connection()
+        conn.execute(f"PRAGMA busy_timeout = {PATIENT_TIMEOUT_MS:d}")
+        try:
+            return self.call(fn, *args, **kwargs)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
+
+    def patient(self) -> Patient:
+        """This database as background work should use it: waiting out long writes."""
+        return Patient(self)
+
     def close(self) -> None:
         """Close every connection this pool opened."""
         with self._lock:
@@ -231,3 +251,25 @@ class Database:
                 conn.close()
             self._all.clear()
         self._local = threading.local()
+
+
+class Patient:
+    """A Database whose calls wait up to PATIENT_TIMEOUT_MS for the write lock."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, ...)` on this thread's connection, patiently."""
+        return self.db.call_patiently(fn, *args, **kwargs)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(conn, ...)` in the thread pool, patiently."""
+        return await run_in_threadpool(self.db.call_patiently, fn, *args, **kwargs)
+
+    def patient(self) -> Patient:
+        """Already patient."""
+        return self

@@ -371,7 +371,7 @@ class JobRunner:
         progress = self._progress[job.id] = Progress(self.db, job.id, watch=self.watch)
         heart = asyncio.create_task(self._beat(progress))
         try:
-            result = await self.handlers[job.kind](JobContext(job, self.db, progress,
+            result = await self.handlers[job.kind](JobContext(job, self.db.patient(), progress,
                                                               self.services))
         except JobError as exc:
             await self._finish(job.id, "failed", error=exc.message,

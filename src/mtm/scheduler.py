@@ -56,8 +56,8 @@ class Scheduler:
         results = []
         for user_id in due:
             try:
-                run = await sync.sync_user(self.db, self.client, user_id, holder=self.holder,
-                                           pacer=self.pacer)
+                run = await sync.sync_user(self.db.patient(), self.client, user_id,
+                                           holder=self.holder, pacer=self.pacer)
             except Exception:
                 # Even a database error for one user must not starve the rest.
                 log.exception("sync of user %s failed outside the run log", user_id)
