@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import math
 import os
+import random
 import re
 import resource
 import socket
@@ -193,8 +194,10 @@ def start_server(data_dir: Path, port: int, workers: int, users: list[str],
             "--workers", str(workers), "--log-level", "info", "--no-access-log",
             "--no-proxy-headers"]
     log = log_path.open("w")
+    niceness = int(os.environ.get("MTM_BENCH_SERVER_NICE", "0"))
     return subprocess.Popen(args, env=env, cwd=data_dir, stdin=subprocess.DEVNULL,
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=(lambda: os.nice(niceness)) if niceness else None)
 
 
 def wait_ready(base: str, proc: subprocess.Popen, workers: int, log_path: Path) -> None:
@@ -332,11 +335,16 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 
 async def one_client(port: int, rounds: list[tuple[Request, bytes]], offset: int,
-                     deadline: float, results: Results) -> None:
-    """A keep-alive connection sending the mix in a closed loop until the deadline."""
+                     deadline: float, results: Results, interval: float = 0.0) -> None:
+    """A keep-alive connection sending the mix until the deadline: in a closed loop, or one
+    request every `interval` seconds (late ones go at once, none are skipped)."""
     reader = writer = None
     i = offset
+    due = time.monotonic() + interval * random.random()
     while time.monotonic() < deadline:
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            due += interval
         request, raw = rounds[i % len(rounds)]
         i += 1
         try:
@@ -365,11 +373,13 @@ async def one_client(port: int, rounds: list[tuple[Request, bytes]], offset: int
 
 
 async def drive(port: int, plans: list[list[tuple[Request, bytes]]], clients: int,
-                seconds: float, results: Results) -> None:
-    """`clients` connections, spread over the users' plans, for `seconds`."""
+                seconds: float, results: Results, rate: float = 0.0) -> None:
+    """`clients` connections, spread over the users' plans, for `seconds`; together they
+    send `rate` requests a second, or as many as are answered when it is 0."""
     deadline = time.monotonic() + seconds
+    interval = clients / rate if rate else 0.0
     await asyncio.gather(*(
-        one_client(port, plans[n % len(plans)], n * 7, deadline, results)
+        one_client(port, plans[n % len(plans)], n * 7, deadline, results, interval)
         for n in range(clients)))
 
 
@@ -530,6 +540,9 @@ def main() -> int:
     parser.add_argument("--years", type=float, default=10)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="requests/s the clients send together (default 0: each sends "
+                        "its next request as soon as the last is answered)")
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--import-records", type=int, default=100_000,
                         help="extended-history records of the import run during the load "
@@ -583,7 +596,7 @@ def main() -> int:
         if archive is not None:
             importer.start()
         presser.start()
-        asyncio.run(drive(port, plans, args.clients, args.seconds, results))
+        asyncio.run(drive(port, plans, args.clients, args.seconds, results, args.rate))
         ended = time.time()
         stop.set()
         presser.join(timeout=30)
