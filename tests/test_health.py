@@ -147,6 +147,8 @@ async def test_a_live_scheduler_passes(synced: httpx.AsyncClient, settings: Sett
     response = await synced.get("/healthz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"]["scheduler"]["ok"]
+    # The answer is public: it names no host or process (the admin page does).
+    assert ":" not in response.json()["checks"]["scheduler"]["detail"]
 
 
 async def test_no_scheduler_fails(synced: httpx.AsyncClient, settings: Settings) -> None:
