@@ -37,7 +37,6 @@ import threading
 import time
 from html import unescape
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 
@@ -45,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import export_generator  # noqa: E402
+from run import sign_in  # noqa: E402
 
 TARGETS = {"preview": 5.0, "import": 10.0, "again": 8.0, "account": 5.0}
 
@@ -161,18 +161,6 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _sign_in(client: httpx.Client) -> None:
-    login = client.get("/login")
-    page = client.get(login.headers["location"])
-    action = re.search(r'<form[^>]*action="([^"]+)"', page.text).group(1)
-    fields = {k: unescape(v) for k, v in
-              re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)}
-    decided = client.get(urljoin(str(page.url), unescape(action)),
-                         params={**fields, "user": "newcomer", "decision": "agree"})
-    target = urlsplit(decided.headers["location"])
-    assert client.get(f"{target.path}?{target.query}").status_code == 303
-
-
 def _wait_for(client: httpx.Client, url: str, done: str) -> str:
     while True:
         page = client.get(url).text
@@ -200,7 +188,7 @@ def over_http(zip_path: Path) -> dict:
                             break
                     except httpx.TransportError:
                         time.sleep(0.1)
-                _sign_in(client)
+                sign_in(client, "newcomer")
                 token = re.search(r'name="csrf-token" content="([^"]+)"',
                                   client.get("/settings").text).group(1)
                 started = time.perf_counter()

@@ -43,11 +43,14 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))
+
+from run import sign_in  # noqa: E402
+
 RANGES = ("7d", "30d", "90d", "6m", "12m", "all")
 # The first user is the demo account mtm demo-data writes; the others are copies of it.
 FIRST_USER = "demo"
@@ -235,21 +238,6 @@ def process_tree_cpu(pid: int) -> float:
 
 
 # --- signing in and what each user asks for --------------------------------------------
-
-
-def sign_in(client: httpx.Client, spotify_id: str) -> None:
-    """Sign in through the emulator's authorize page, as a browser would."""
-    login = client.get("/login")
-    page = client.get(login.headers["location"])
-    action = re.search(r'<form[^>]*action="([^"]+)"', page.text).group(1)
-    fields = {k: unescape(v) for k, v in
-              re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)}
-    decided = client.get(urljoin(str(page.url), unescape(action)),
-                         params={**fields, "user": spotify_id, "decision": "agree"})
-    target = urlsplit(decided.headers["location"])
-    done = client.get(f"{target.path}?{target.query}")
-    if done.status_code != 303:
-        raise SystemExit(f"signing in as {spotify_id} failed: {done.status_code}")
 
 
 @dataclass(frozen=True)
