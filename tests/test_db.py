@@ -99,3 +99,30 @@ def test_background_work_waits_out_a_long_write_that_a_request_would_not(
         released.join()
         holder.close()
         pool.close()
+
+
+def test_a_step_sqlite_refuses_as_locked_is_tried_again() -> None:
+    """Two processes switching one new file to WAL: the loser is told "locked" at once."""
+    answers = [sqlite3.OperationalError("database is locked")] * 2 + ["wal"]
+
+    def step() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert db.retry_while_busy(step, seconds=5) == "wal"
+    assert answers == []
+
+
+def test_other_errors_and_a_lock_past_the_deadline_are_not_hidden() -> None:
+    def broken() -> None:
+        raise sqlite3.OperationalError("no such table: t")
+
+    def locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        db.retry_while_busy(broken, seconds=5)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        db.retry_while_busy(locked, seconds=0.05)

@@ -55,11 +55,27 @@ def connect(path: str | Path, *, create: bool = True) -> sqlite3.Connection:
     # Before journal_mode: switching a new database to WAL takes a lock, and without a busy
     # timeout a second process starting at the same moment fails with "database is locked".
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    retry_while_busy(lambda: conn.execute("PRAGMA journal_mode = WAL"))
     conn.execute("PRAGMA foreign_keys = ON")
     # NORMAL is durable across application crashes in WAL mode and much faster than FULL.
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def retry_while_busy(step: Callable[[], T], seconds: float | None = None) -> T:
+    """Run `step`, again while SQLite says the database is locked, for up to `seconds`.
+
+    Switching a database to WAL while another process does the same can answer "database is
+    locked" at once, without waiting in the busy handler, so it is retried here.
+    """
+    deadline = time.monotonic() + (BUSY_TIMEOUT_MS / 1000 if seconds is None else seconds)
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _make_private(path: Path) -> None:
